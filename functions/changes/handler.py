@@ -1,0 +1,40 @@
+"""changes: ``orders`` stream (NEW_AND_OLD_IMAGES) -> tasks on the fulfilment/notification queues.
+
+Each status change becomes its tasks (pure logic); task ids are deterministic, so a redelivered
+stream record re-sends the same tasks and the FIFO queue and effects table drop the copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from orderflow.batch import Source, partial_batch_handler
+from orderflow.dal import TaskQueue
+from orderflow.events import OrderState, parse_model
+from orderflow.logic import tasks_for_change
+from orderflow.settings import ChangesSettings, load_settings
+
+__all__ = ["handler"]
+
+settings = load_settings(ChangesSettings)
+queue = TaskQueue(settings.fulfilment_queue_url, settings.notifications_queue_url)
+
+
+def _state(image: dict[str, Any] | None) -> OrderState | None:
+    return parse_model(OrderState, image) if image else None
+
+
+@partial_batch_handler(source=Source.DYNAMODB_STREAMS)
+def handler(record: DynamoDBRecord) -> None:
+    """Send the tasks one order change causes; REMOVE records cause none."""
+    if record.event_name is DynamoDBRecordEventName.REMOVE:
+        return
+    change = record.dynamodb
+    if change is None:  # pragma: no cover - AWS always sends the change body
+        return
+    for task in tasks_for_change(_state(change.old_image), _state(change.new_image)):
+        queue.send(task)

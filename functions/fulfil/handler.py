@@ -1,0 +1,25 @@
+"""fulfil: ``fulfilment.fifo`` -> ``effects`` table ("fulfil#<order_id>", exactly once).
+
+FIFO with ``skip_group_on_error``: after a failure in one order's group, that group's later
+messages are returned for retry (keeping per-order order) while other groups continue.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from orderflow.batch import Source, partial_batch_handler
+from orderflow.dal import EffectsRepository
+from orderflow.events import FulfilmentTask, parse_model
+from orderflow.settings import FulfilSettings, load_settings
+
+__all__ = ["handler"]
+
+settings = load_settings(FulfilSettings)
+effects = EffectsRepository(settings.effects_table)
+
+
+@partial_batch_handler(source=Source.SQS_FIFO)
+def handler(record: SQSRecord) -> None:
+    """Record the fulfilment of one order; a repeated task is a successful no-op."""
+    task = parse_model(FulfilmentTask, record.body)
+    effects.put_once(task.effect_id, order_id=task.order_id, kind=task.kind, event_id=task.event_id)

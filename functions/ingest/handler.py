@@ -1,0 +1,32 @@
+"""ingest: Kinesis ``order-events`` -> ``orders`` table (conditional write per event).
+
+Parse the event (poison if invalid), honour fault injection when enabled, then write the state
+the event stands for unless the table already holds a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from orderflow.batch import Source, partial_batch_handler
+from orderflow.dal import OrdersRepository
+from orderflow.errors import TransientError
+from orderflow.events import parse_event
+from orderflow.logic import chaos_active, state_for
+from orderflow.settings import IngestSettings, load_settings
+
+__all__ = ["handler"]
+
+settings = load_settings(IngestSettings)
+orders = OrdersRepository(settings.orders_table)
+
+
+@partial_batch_handler(source=Source.KINESIS)
+def handler(record: KinesisStreamRecord) -> None:
+    """Apply one order event; a stale or duplicate event is a successful no-op."""
+    event = parse_event(record.kinesis.data_as_bytes())
+    chaos = event.chaos
+    if settings.chaos_enabled and chaos and chaos_active(event, datetime.now(UTC)):
+        raise TransientError(f"chaos: transient until {chaos.transient_until.isoformat()}")
+    orders.put_if_newer(state_for(event))

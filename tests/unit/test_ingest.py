@@ -1,0 +1,180 @@
+"""ingest: Kinesis order events -> orders table, with poison fast path and chaos."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import boto3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from orderflow.dal import OrdersRepository
+from orderflow.events import EventType, OrderEvent
+from orderflow.logic import state_for
+
+from .support import expected_response, load_event
+
+FIXTURE = "kinesis_order_events"
+
+
+def orders(pipeline) -> dict[str, dict]:
+    items = boto3.client("dynamodb").scan(TableName=pipeline.orders_table)["Items"]
+    return {item["order_id"]["S"]: item for item in items}
+
+
+def test_given_good_poison_and_transient_records_when_ingested_then_only_transient_is_retried(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest", CHAOS_ENABLED="true")
+
+    response = ingest.handler(load_event(FIXTURE), context)
+
+    assert response == expected_response(FIXTURE)
+    stored = orders(pipeline)
+    assert sorted(stored) == ["o-1"]
+    assert stored["o-1"]["status"]["S"] == "PAID"
+    assert stored["o-1"]["version"]["N"] == "2"
+
+
+def test_given_poison_records_when_ingested_then_each_reaches_the_failure_queue_with_reason(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest", CHAOS_ENABLED="true")
+    event = load_event(FIXTURE)
+
+    ingest.handler(event, context)
+
+    envelopes = [json.loads(m["Body"]) for m in pipeline.messages("ingest-failures")]
+    by_sequence = {env["record"]["kinesis"]["sequenceNumber"]: env for env in envelopes}
+    poison = [event["Records"][i]["kinesis"]["sequenceNumber"] for i in (1, 2, 5)]
+    assert sorted(by_sequence) == sorted(poison)
+    for envelope in envelopes:
+        assert envelope["streamline"] == "poison/1"
+        assert envelope["errorType"] == "PoisonRecordError"
+        assert envelope["source"] == {
+            "kind": "KINESIS",
+            "arn": event["Records"][0]["eventSourceARN"],
+        }
+    assert "amount_cents" in by_sequence[poison[0]]["reason"]
+    assert "Invalid JSON" in by_sequence[poison[1]]["reason"]
+    assert "surprise" in by_sequence[poison[2]]["reason"]
+
+
+def test_given_chaos_disabled_when_ingested_then_chaos_field_is_ignored(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest", CHAOS_ENABLED="false")
+
+    response = ingest.handler(load_event(FIXTURE), context)
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(orders(pipeline)) == ["o-1", "o-4"]
+
+
+def test_given_the_same_batch_twice_when_ingested_then_the_table_is_unchanged(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest")
+    ingest.handler(load_event(FIXTURE), context)
+    first = orders(pipeline)
+
+    assert ingest.handler(load_event(FIXTURE), context) == {"batchItemFailures": []}
+    assert orders(pipeline) == first
+
+
+def test_given_a_batch_when_ingested_then_failures_are_logged_once_and_metrics_flushed_once(
+    pipeline, load_function, context, logs, capsys
+):
+    ingest = load_function("ingest", CHAOS_ENABLED="true")
+
+    ingest.handler(load_event(FIXTURE), context)
+
+    warnings = logs.warnings()
+    assert len(warnings) == 4  # 3 poison + 1 transient, no line for the 2 successes
+    assert all(line["correlation_id"] for line in warnings)
+    assert {line["record_id"] for line in warnings} == {
+        r["kinesis"]["sequenceNumber"]
+        for i, r in enumerate(load_event(FIXTURE)["Records"])
+        if i != 0 and i != 4
+    }
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(emf) == 1
+    blob = emf[0]
+    counts = [blob[name] for name in ("RecordsProcessed", "RecordsFailed", "RecordsPoisoned")]
+    assert counts == [[2.0], [1.0], [3.0]]  # one value each: aggregated per batch
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Streamline"
+
+
+def test_given_every_record_transient_when_ingested_then_all_are_item_failures_not_an_error(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest", CHAOS_ENABLED="true")
+    event = load_event(FIXTURE)
+    event["Records"] = [event["Records"][3]]
+
+    response = ingest.handler(event, context)
+
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]
+    }
+
+
+def test_given_the_failure_queue_is_unreachable_when_poison_arrives_then_it_is_retried_not_lost(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest", FAILURE_QUEUE_URL=pipeline.queues["ingest-failures"] + "-gone")
+    event = load_event(FIXTURE)
+    event["Records"] = [event["Records"][1]]
+
+    response = ingest.handler(event, context)
+
+    assert response["batchItemFailures"] == [
+        {"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}
+    ]
+
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+_history = st.lists(
+    st.tuples(st.integers(1, 20), st.sampled_from(list(EventType))),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda pair: pair[0],
+)
+
+
+@given(history=_history, data=st.data())
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_given_any_interleaving_when_written_through_the_conditional_put_then_the_table_converges(
+    pipeline, history, data
+):
+    order_id = f"o-{uuid.uuid4()}"
+    events = [
+        OrderEvent.model_validate(
+            {
+                "event_id": str(uuid.uuid4()),
+                "order_id": order_id,
+                "version": version,
+                "type": kind,
+                "occurred_at": T0 + timedelta(seconds=version),
+                "customer_id": "c-1",
+                "amount_cents": version,
+            }
+        )
+        for version, kind in history
+    ]
+    delivered = data.draw(st.permutations(events + events[:1]))
+    repository = OrdersRepository(pipeline.orders_table)
+
+    for event in delivered:
+        repository.put_if_newer(state_for(event))
+
+    assert repository.get(order_id) == state_for(max(events, key=lambda e: e.version))
+
+
+def test_given_kinesis_data_when_encoded_like_the_fixture_then_it_round_trips():
+    record = load_event(FIXTURE)["Records"][0]
+    assert json.loads(base64.b64decode(record["kinesis"]["data"]))["order_id"] == "o-1"

@@ -1,0 +1,456 @@
+"""Recovery workflow tasks: drain (incl. stream re-reads), replay, quarantine, acknowledge."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+from orderflow.dal import FunctionInvoker, InvocationResult
+
+from .support import fail_when, load_event, throttle
+
+
+def order_event(order_id: str = "o-9", version: int = 1, **change) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "order_id": order_id,
+        "version": version,
+        "type": "OrderCreated",
+        "occurred_at": "2024-05-01T10:00:00Z",
+        "customer_id": "c-9",
+        "amount_cents": 500,
+        **change,
+    }
+
+
+def source(pipeline, name: str, kind: str, target: dict) -> dict:
+    return {"name": name, "kind": kind, "queueUrl": pipeline.queues[name], "target": target}
+
+
+def kinesis_source(pipeline) -> dict:
+    return source(
+        pipeline,
+        "ingest-failures",
+        "kinesis-failure",
+        {"type": "kinesis", "streamName": pipeline.stream_name},
+    )
+
+
+def send(pipeline, queue: str, body: dict | str, **extra) -> None:
+    boto3.client("sqs").send_message(
+        QueueUrl=pipeline.queues[queue],
+        MessageBody=body if isinstance(body, str) else json.dumps(body),
+        **extra,
+    )
+
+
+def put_records(pipeline, payloads: list[str]) -> list[str]:
+    kinesis = boto3.client("kinesis")
+    return [
+        kinesis.put_record(StreamName=pipeline.stream_name, Data=p.encode(), PartitionKey="k")[
+            "SequenceNumber"
+        ]
+        for p in payloads
+    ]
+
+
+def kinesis_failure(pipeline, start: str, end: str) -> dict:
+    shard = boto3.client("kinesis").list_shards(StreamName=pipeline.stream_name)["Shards"][0]
+    return {
+        "requestContext": {
+            "requestId": "r-1",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:ingest",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 4,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
+        "version": "1.0",
+        "timestamp": "2024-05-01T10:00:00.000Z",
+        "KinesisBatchInfo": {
+            "shardId": shard["ShardId"],
+            "startSequenceNumber": start,
+            "endSequenceNumber": end,
+            "approximateArrivalOfFirstRecord": "2024-05-01T10:00:00.000Z",
+            "approximateArrivalOfLastRecord": "2024-05-01T10:00:01.000Z",
+            "batchSize": 2,
+            "streamArn": pipeline.stream_arn,
+        },
+    }
+
+
+# --- drain -------------------------------------------------------------------------------
+
+
+def test_given_a_kinesis_failure_record_when_drained_then_its_range_is_reread_and_classified(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    good, bad = order_event(), order_event(amount_cents=-1)
+    payloads = [
+        json.dumps(order_event()),
+        json.dumps(good),
+        json.dumps(bad),
+        json.dumps(order_event()),
+    ]
+    sequences = put_records(pipeline, payloads)
+    send(pipeline, "ingest-failures", kinesis_failure(pipeline, sequences[1], sequences[2]))
+
+    out = recovery.drain({"source": kinesis_source(pipeline), "maxMessages": 10}, context)
+
+    assert out["count"] == 2
+    first, second = out["items"]
+    assert (first["payload"], first["classification"]) == (payloads[1], "transient")
+    assert first["reason"].startswith("RetryAttemptsExhausted")
+    assert first["recordId"] == f"ingest-failures#event#{good['event_id']}"
+    assert first["waitSeconds"] > 0 and first["attempt"] == 1
+    assert (second["payload"], second["classification"]) == (payloads[2], "poison")
+    assert "amount_cents" in second["reason"]
+    assert first["receiptHandle"] == second["receiptHandle"]
+    assert out["source"]["name"] == "ingest-failures"
+
+
+def test_given_a_poison_envelope_when_drained_then_poison_with_its_reason_and_payload(
+    pipeline, load_function, context
+):
+    ingest = load_function("ingest")
+    event = load_event("kinesis_order_events")
+    event["Records"] = [event["Records"][1]]
+    ingest.handler(event, context)
+    recovery = load_function("recovery")
+
+    out = recovery.drain({"source": kinesis_source(pipeline)}, context)
+
+    [item] = out["items"]
+    assert item["classification"] == "poison"
+    assert "amount_cents" in item["reason"]
+    assert json.loads(item["payload"])["order_id"] == "o-2"
+    assert item["waitSeconds"] == 0
+
+
+def test_given_a_dynamodb_failure_record_when_drained_then_changes_are_reread_from_the_stream(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    from orderflow.dal import state_to_item
+    from orderflow.events import OrderEvent
+    from orderflow.logic import state_for
+
+    ddb = boto3.client("dynamodb")
+    for version in (1, 2):
+        event = OrderEvent.model_validate(order_event("o-7", version, type="OrderPaid"))
+        ddb.put_item(TableName=pipeline.orders_table, Item=state_to_item(state_for(event)))
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=pipeline.orders_stream_arn)["StreamDescription"][
+        "Shards"
+    ][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=pipeline.orders_stream_arn,
+        ShardId=shard["ShardId"],
+        ShardIteratorType="TRIM_HORIZON",
+    )["ShardIterator"]
+    sequences = [
+        r["dynamodb"]["SequenceNumber"]
+        for r in streams.get_records(ShardIterator=iterator)["Records"]
+    ]
+    failure = {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+        "responseContext": {"functionError": "Unhandled"},
+        "DDBStreamBatchInfo": {
+            "shardId": shard["ShardId"],
+            "startSequenceNumber": sequences[1],
+            "endSequenceNumber": sequences[1],
+            "batchSize": 1,
+            "streamArn": pipeline.orders_stream_arn,
+        },
+    }
+    send(pipeline, "changes-failures", failure)
+    changes_source = source(
+        pipeline,
+        "changes-failures",
+        "dynamodb-failure",
+        {"type": "lambda", "functionName": "changes", "streamArn": pipeline.orders_stream_arn},
+    )
+
+    out = recovery.drain({"source": changes_source}, context)
+
+    [item] = out["items"]
+    assert item["classification"] == "transient"
+    change = json.loads(item["payload"])
+    assert change["eventName"] == "MODIFY"
+    assert change["dynamodb"]["NewImage"]["version"] == {"N": "2"}
+    assert "functionError=Unhandled" in item["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "classification"),
+    [
+        (load_event("notifier_task"), "transient"),
+        ({"kind": "notify", "order_id": "o-1"}, "poison"),
+        ("not json at all", "poison"),
+    ],
+)
+def test_given_a_dlq_message_when_drained_then_revalidated_against_the_task_schema(
+    pipeline, load_function, context, body, classification
+):
+    recovery = load_function("recovery")
+    send(pipeline, "notifications-dlq", body)
+    dlq = source(
+        pipeline,
+        "notifications-dlq",
+        "sqs-dlq",
+        {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
+    )
+
+    [item] = recovery.drain({"source": dlq}, context)["items"]
+
+    assert item["classification"] == classification
+
+
+@pytest.mark.parametrize(
+    ("error_type", "classification"),
+    [("PoisonRecordError", "poison"), ("TransientError", "transient")],
+)
+def test_given_a_lambda_destination_record_when_drained_then_classified_by_its_error_type(
+    pipeline, load_function, context, error_type, classification
+):
+    recovery = load_function("recovery")
+    send(
+        pipeline,
+        "notify-failures",
+        {
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": load_event("notifier_task"),
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": error_type, "errorMessage": "it broke"},
+        },
+    )
+    failures = source(
+        pipeline,
+        "notify-failures",
+        "lambda-destination",
+        {"type": "lambda-async", "functionName": "notifier"},
+    )
+
+    [item] = recovery.drain({"source": failures}, context)["items"]
+
+    assert item["classification"] == classification
+    assert f"{error_type}: it broke" in item["reason"]
+    assert json.loads(item["payload"]) == load_event("notifier_task")
+
+
+def test_given_many_messages_when_drained_then_the_state_stays_small(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    for _ in range(10):
+        send(pipeline, "notifications-dlq", "x" * 40_000)
+    dlq = source(
+        pipeline,
+        "notifications-dlq",
+        "sqs-dlq",
+        {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
+    )
+
+    out = recovery.drain({"source": dlq, "maxMessages": 10}, context)
+
+    assert len(json.dumps(out)) < 200_000
+    assert all(item["classification"] == "poison" for item in out["items"])
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+def test_given_a_transient_kinesis_item_when_replayed_then_put_back_keyed_by_order_until_exhausted(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    payload = json.dumps(order_event("o-42"))
+    item = {
+        "recordId": "ingest-failures#event#1",
+        "classification": "transient",
+        "payload": payload,
+        "reason": "RetryAttemptsExhausted",
+        "receiptHandle": "rh",
+        "attempt": 1,
+        "waitSeconds": 2,
+    }
+    src = kinesis_source(pipeline)
+
+    results = [recovery.replay({"source": src, "item": item}, context) for _ in range(3)]
+    with pytest.raises(recovery.ReplayAttemptsExhausted):
+        recovery.replay({"source": src, "item": item}, context)
+
+    assert [r["attempts"] for r in results] == [1, 2, 3]
+    kinesis = boto3.client("kinesis")
+    shard = kinesis.list_shards(StreamName=pipeline.stream_name)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=pipeline.stream_name, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    assert [(r["PartitionKey"], r["Data"].decode()) for r in records] == [("o-42", payload)] * 3
+    ledger = boto3.client("dynamodb").get_item(
+        TableName=pipeline.recovery_table, Key={"record_id": {"S": item["recordId"]}}
+    )["Item"]
+    assert ledger["attempts"] == {"N": "3"} and ledger["state"] == {"S": "REPLAYING"}
+
+
+def test_given_a_fulfilment_task_when_replayed_to_fifo_then_grouped_by_order(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    task = json.loads(load_event("sqs_fifo_fulfilment")["Records"][0]["body"])
+    src = source(
+        pipeline,
+        "fulfilment-dlq.fifo",
+        "sqs-dlq",
+        {"type": "sqs", "queueUrl": pipeline.queues["fulfilment.fifo"]},
+    )
+    item = {"recordId": "r-fifo", "classification": "transient", "payload": json.dumps(task)}
+
+    recovery.replay({"source": src, **item}, context)
+
+    [message] = pipeline.messages("fulfilment.fifo")
+    assert message["Attributes"]["MessageGroupId"] == "o-A"
+    assert json.loads(message["Body"]) == task
+
+
+def test_given_a_change_when_replayed_to_the_changes_function_then_tasks_are_sent(
+    pipeline, load_function, context, monkeypatch
+):
+    changes = load_function("changes")
+    record = load_event("dynamodb_order_changes")["Records"][1]
+
+    def invoke_changes(self, function_name, payload):
+        # The local stand-in for Lambda: run the real changes handler on the synthetic event.
+        return InvocationResult(200, None, changes.handler(json.loads(payload), context))
+
+    monkeypatch.setattr(FunctionInvoker, "invoke_sync", invoke_changes)
+    recovery = load_function("recovery")
+    src = source(
+        pipeline,
+        "changes-failures",
+        "dynamodb-failure",
+        {"type": "lambda", "functionName": "changes"},
+    )
+    payload = json.dumps({"eventName": record["eventName"], "dynamodb": record["dynamodb"]})
+
+    out = recovery.replay(
+        {"source": src, "item": {"recordId": "r-ddb", "payload": payload}}, context
+    )
+
+    assert out == {"recordId": "r-ddb", "attempts": 1, "target": "lambda"}
+    assert [json.loads(m["Body"])["order_id"] for m in pipeline.messages("fulfilment.fifo")] == [
+        "o-11"
+    ]
+
+
+def test_given_a_task_when_replayed_async_then_notifier_is_invoked(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    src = source(
+        pipeline,
+        "notify-failures",
+        "lambda-destination",
+        {"type": "lambda-async", "functionName": "notifier"},
+    )
+    payload = json.dumps(load_event("notifier_task"))
+
+    out = recovery.replay({"source": src, "item": {"recordId": "r-n", "payload": payload}}, context)
+
+    assert out["target"] == "lambda-async"
+
+
+def test_given_a_throttled_target_when_replayed_then_transient_replay_error(
+    pipeline, load_function, context, monkeypatch
+):
+    recovery = load_function("recovery")
+    fail_when(monkeypatch, recovery, "kinesis_put", lambda *a, **k: True, throttle("PutRecord"))
+    item = {"recordId": "r-t", "payload": json.dumps(order_event())}
+
+    with pytest.raises(recovery.TransientReplayError, match="ProvisionedThroughputExceeded"):
+        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+
+
+def test_given_a_poison_item_when_replayed_then_refused_for_quarantine(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    item = {"recordId": "r-p", "classification": "poison", "payload": "{}"}
+
+    with pytest.raises(recovery.ReplayAttemptsExhausted):
+        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+
+
+# --- quarantine and acknowledge ----------------------------------------------------------
+
+
+def test_given_a_poison_item_when_quarantined_twice_then_one_object_and_one_index_entry(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    item = {
+        "recordId": "ingest-failures#sha256#abc",
+        "classification": "poison",
+        "reason": "amount_cents: must be >= 0",
+        "payload": '{"amount_cents": -1}',
+    }
+    src = kinesis_source(pipeline)
+
+    first = recovery.quarantine({"source": src, "item": item}, context)
+    second = recovery.quarantine({"source": src, "item": item}, context)
+
+    assert first["s3Key"] == second["s3Key"]
+    objects = boto3.client("s3").list_objects_v2(Bucket=pipeline.bucket)["Contents"]
+    assert [o["Key"] for o in objects] == [first["s3Key"]]
+    body = json.loads(
+        boto3.client("s3").get_object(Bucket=pipeline.bucket, Key=first["s3Key"])["Body"].read()
+    )
+    assert (body["reason"], body["payload"]) == (item["reason"], item["payload"])
+    index = boto3.client("dynamodb").scan(TableName=pipeline.recovery_table)["Items"]
+    assert len(index) == 1
+    assert index[0]["state"] == {"S": "QUARANTINED"}
+    assert index[0]["reason"] == {"S": item["reason"]}
+    assert index[0]["s3_key"] == {"S": first["s3Key"]}
+
+
+def test_given_a_quarantined_record_when_replayed_then_refused(pipeline, load_function, context):
+    recovery = load_function("recovery")
+    item = {"recordId": "r-q", "reason": "x", "payload": json.dumps(order_event())}
+    recovery.quarantine({"source": kinesis_source(pipeline), "item": item}, context)
+
+    with pytest.raises(recovery.ReplayAttemptsExhausted):
+        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+
+
+def test_given_drained_messages_when_acknowledged_then_deleted_once_each(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    for _ in range(12):
+        send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = source(
+        pipeline,
+        "notifications-dlq",
+        "sqs-dlq",
+        {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
+    )
+    handles = []
+    for _ in range(2):
+        handles += [i["receiptHandle"] for i in recovery.drain({"source": dlq}, context)["items"]]
+
+    out = recovery.acknowledge({"source": dlq, "receiptHandles": handles + handles[:3]}, context)
+
+    assert out == {"deleted": 12, "failed": []}
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=dlq["queueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
