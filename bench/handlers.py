@@ -1,0 +1,410 @@
+"""Handler benchmark: CPU per record and cold import time, each beside a baseline from the same run.
+
+For every batch handler, a 1,000-record batch runs through the real Lambda entry point (Powertools
+Logger, Tracer with tracing on, Metrics, the batch processor) with its adapters swapped for
+in-memory fakes, beside a bare loop doing the same parsing, validation and domain work on the same
+records. Each handler module's cold import (a fresh interpreter, as in a Lambda INIT) is timed
+beside ``import boto3`` alone. Results are ratios, so they hold on any machine.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/handlers.py [--records N] [--repeats N]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import importlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+# A Lambda-like environment: tracing on (the X-Ray SDK emits UDP to a loopback daemon address that
+# nothing listens on, as cheap as in Lambda), JSON logs at INFO, metrics flushed per batch.
+LAMBDA_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    "LAMBDA_TASK_ROOT": str(FUNCTIONS),
+    "_X_AMZN_TRACE_ID": (
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    ),
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+    "POWERTOOLS_SERVICE_NAME": "bench",
+    "POWERTOOLS_METRICS_NAMESPACE": "Streamline",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "STAGE": "bench",
+    "CHAOS_ENABLED": "false",
+    "ORDERS_TABLE": "orders",
+    "EFFECTS_TABLE": "effects",
+    "FAILURE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/failures",
+    "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq.fifo",
+    "FULFILMENT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fulfilment.fifo",
+    "NOTIFICATIONS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/notifications",
+    "NOTIFIER_FUNCTION_NAME": "notifier",
+}
+
+
+class Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    invoked_function_arn = ARN
+    memory_limit_in_mb = 256
+    aws_request_id = "bench-request"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
+# --- in-memory adapters (the same calls the DynamoDB/SQS/Lambda adapters take) ---------------
+class FakeOrders:
+    def __init__(self) -> None:
+        self.items: dict[str, Any] = {}
+
+    def put_if_newer(self, state: Any) -> bool:
+        current = self.items.get(state.order_id)
+        if current is not None and current.version >= state.version:
+            return False
+        self.items[state.order_id] = state
+        return True
+
+
+class FakeEffects:
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def put_once(self, effect_id: str, **_: Any) -> bool:
+        if effect_id in self.ids:
+            return False
+        self.ids.add(effect_id)
+        return True
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send(self, task: Any) -> str:
+        task.model_dump_json()  # the adapter serialises each task once
+        self.sent += 1
+        return "id"
+
+
+class FakeInvoker:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def invoke_async(self, function_name: str, payload: bytes) -> int:
+        self.calls += 1
+        return 202
+
+
+# --- events -----------------------------------------------------------------------------------
+def order_event(i: int, version: int = 2, kind: str = "OrderPaid") -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.UUID(int=i)),
+        "order_id": f"order-{i:06d}",
+        "version": version,
+        "type": kind,
+        "occurred_at": datetime(2026, 11, 1, tzinfo=UTC).isoformat(),
+        "customer_id": f"customer-{i % 97}",
+        "amount_cents": 1000 + i,
+    }
+
+
+def kinesis_batch(n: int) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventID": f"shardId-000000000000:{i:056d}",
+                "eventName": "aws:kinesis:record",
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/order-events",
+                "awsRegion": "us-east-1",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": f"order-{i:06d}",
+                    "sequenceNumber": f"{i:056d}",
+                    "approximateArrivalTimestamp": 1_790_000_000.0,
+                    "data": base64.b64encode(json.dumps(order_event(i)).encode()).decode(),
+                },
+            }
+            for i in range(n)
+        ]
+    }
+
+
+def ddb_image(event: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        "order_id": {"S": event["order_id"]},
+        "status": {"S": status},
+        "version": {"N": str(event["version"])},
+        "last_event_id": {"S": event["event_id"]},
+        "customer_id": {"S": event["customer_id"]},
+        "amount_cents": {"N": str(event["amount_cents"])},
+        "updated_at": {"S": event["occurred_at"]},
+    }
+
+
+def ddb_batch(n: int) -> dict[str, Any]:
+    records = []
+    for i in range(n):
+        old = order_event(i, version=1, kind="OrderCreated")
+        new = order_event(i, version=2, kind="OrderPaid")
+        records.append(
+            {
+                "eventID": uuid.UUID(int=i).hex,
+                "eventName": "MODIFY",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/x",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_790_000_000,
+                    "Keys": {"order_id": {"S": new["order_id"]}},
+                    "OldImage": ddb_image(old, "CREATED"),
+                    "NewImage": ddb_image(new, "PAID"),
+                    "SequenceNumber": f"{i:021d}",
+                    "SizeBytes": 300,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+            }
+        )
+    return {"Records": records}
+
+
+def sqs_batch(bodies: list[str], fifo: bool) -> dict[str, Any]:
+    records = []
+    for i, body in enumerate(bodies):
+        attributes = {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1790000000000",
+            "SenderId": "AIDABENCH",
+            "ApproximateFirstReceiveTimestamp": "1790000000001",
+        }
+        if fifo:
+            attributes |= {
+                "MessageGroupId": json.loads(body)["order_id"],
+                "MessageDeduplicationId": str(i),
+                "SequenceNumber": str(10**19 + i),
+            }
+        records.append(
+            {
+                "messageId": str(uuid.UUID(int=i)),
+                "receiptHandle": f"rh-{i}",
+                "body": body,
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
+# --- the cases --------------------------------------------------------------------------------
+def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callable[[], None]]]]:
+    """(name, module, event, make_bare_loop(module)) for every batch handler."""
+    from orderflow.events import (
+        FulfilmentTask,
+        NotificationTask,
+        OrderState,
+        parse_event,
+        parse_model,
+    )
+    from orderflow.logic import chaos_active, state_for, tasks_for_change
+
+    k_event = kinesis_batch(n)
+    d_event = ddb_batch(n)
+    # Task bodies come from the domain itself, so both sides parse exactly what changes sends.
+    tasks: list[Any] = []
+    for i in range(n):
+        old = _plain(ddb_image(order_event(i, version=1, kind="OrderCreated"), "CREATED"))
+        new = _plain(ddb_image(order_event(i), "PAID"))
+        tasks.extend(tasks_for_change(parse_model(OrderState, old), parse_model(OrderState, new)))
+    fulfil_bodies = [t.model_dump_json() for t in tasks if isinstance(t, FulfilmentTask)][:n]
+    notify_bodies = [t.model_dump_json() for t in tasks if isinstance(t, NotificationTask)][:n]
+    f_event = sqs_batch(fulfil_bodies, fifo=True)
+    n_event = sqs_batch(notify_bodies, fifo=False)
+
+    def bare_ingest(mod: Any) -> Callable[[], None]:
+        orders = FakeOrders()
+        now = datetime.now(UTC)
+
+        def run() -> None:
+            for r in k_event["Records"]:
+                event = parse_event(base64.b64decode(r["kinesis"]["data"]))
+                if chaos_active(event, now):
+                    raise AssertionError
+                orders.put_if_newer(state_for(event))
+
+        return run
+
+    def bare_changes(mod: Any) -> Callable[[], None]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        queue = FakeQueue()
+        des = TypeDeserializer()
+
+        def run() -> None:
+            for r in d_event["Records"]:
+                images = r["dynamodb"]
+                old = {k: des.deserialize(v) for k, v in images["OldImage"].items()}
+                new = {k: des.deserialize(v) for k, v in images["NewImage"].items()}
+                for task in tasks_for_change(
+                    parse_model(OrderState, old), parse_model(OrderState, new)
+                ):
+                    queue.send(task)
+
+        return run
+
+    def bare_fulfil(mod: Any) -> Callable[[], None]:
+        effects = FakeEffects()
+
+        def run() -> None:
+            for r in f_event["Records"]:
+                task = parse_model(FulfilmentTask, r["body"])
+                effects.put_once(task.effect_id)
+
+        return run
+
+    def bare_notify(mod: Any) -> Callable[[], None]:
+        invoker = FakeInvoker()
+
+        def run() -> None:
+            for r in n_event["Records"]:
+                task = parse_model(NotificationTask, r["body"])
+                invoker.invoke_async("notifier", task.model_dump_json().encode())
+
+        return run
+
+    return [
+        ("ingest", "ingest.handler", k_event, bare_ingest),
+        ("changes", "changes.handler", d_event, bare_changes),
+        ("fulfil", "fulfil.handler", f_event, bare_fulfil),
+        ("notify", "notify.handler", n_event, bare_notify),
+    ]
+
+
+def _plain(image: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    des = TypeDeserializer()
+    return {k: des.deserialize(v) for k, v in image.items()}
+
+
+def install_fakes(mod: Any) -> None:
+    """Swap the module's adapters for in-memory ones (fresh state per run)."""
+    if hasattr(mod, "orders"):
+        mod.orders = FakeOrders()
+    if hasattr(mod, "effects"):
+        mod.effects = FakeEffects()
+    if hasattr(mod, "queue"):
+        mod.queue = FakeQueue()
+    if hasattr(mod, "invoker"):
+        mod.invoker = FakeInvoker()
+
+
+def cpu_seconds(fn: Callable[[], Any], repeats: int, before: Callable[[], None]) -> float:
+    """Best-of-N CPU time of fn (stdout swallowed: EMF and logs go there in Lambda too)."""
+    best = float("inf")
+    for _ in range(repeats):
+        before()
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            start = time.process_time()
+            fn()
+            best = min(best, time.process_time() - start)
+    return best
+
+
+def import_seconds(statement: str, repeats: int) -> float:
+    """Median wall time of one import in a fresh interpreter, as a Lambda INIT pays it."""
+    code = f"import time\nt = time.perf_counter()\n{statement}\nprint(time.perf_counter() - t)\n"
+    env = {**os.environ, **LAMBDA_ENV, "PYTHONPATH": str(FUNCTIONS)}
+    samples = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=FUNCTIONS,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.records < 1 or args.repeats < 1:
+        parser.error("--records and --repeats must be positive")
+
+    os.environ.update(LAMBDA_ENV)
+    sys.path.insert(0, str(FUNCTIONS))
+    rows = []
+    for name, module_name, event, make_bare in cases(args.records):
+        mod = importlib.import_module(module_name)
+        handler = mod.handler
+        context = Context()
+
+        def run_handler(h: Any = handler, e: dict[str, Any] = event, c: Context = context) -> None:
+            response = h(e, c)
+            if response["batchItemFailures"]:
+                raise AssertionError(f"benchmark batch failed: {response}")
+
+        handler_cpu = cpu_seconds(run_handler, args.repeats, lambda m=mod: install_fakes(m))
+        bare = make_bare(mod)
+        bare_cpu = cpu_seconds(bare, args.repeats, lambda: None)
+        n = len(event["Records"])
+        rows.append((name, n, handler_cpu / n * 1e6, bare_cpu / n * 1e6, handler_cpu / bare_cpu))
+
+    baseline_import = import_seconds("import boto3", args.repeats)
+    imports = []
+    for name, module_name, _, _ in cases(1):
+        seconds = import_seconds(f"import {module_name}", args.repeats)
+        imports.append((name, seconds * 1e3, baseline_import * 1e3, seconds / baseline_import))
+
+    print(f"CPU per record ({args.records}-record batch, best of {args.repeats}, tracing on)")
+    print("| handler | records | handler µs/record | bare loop µs/record | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, n, h, b, ratio in rows:
+        print(f"| {name} | {n} | {h:.1f} | {b:.1f} | {ratio:.2f}x |")
+    print()
+    print(f"Cold import (fresh interpreter, median of {args.repeats})")
+    print("| handler module | import ms | `import boto3` ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, ms, base, ratio in imports:
+        print(f"| {name}.handler | {ms:.0f} | {base:.0f} | {ratio:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
