@@ -31,7 +31,7 @@ test-infra: setup
 	$(PY) -m pytest -q tests/infra
 
 synth: setup
-	$(CDK) synth --all --quiet
+	$(CDK) synth --quiet
 
 lint: setup
 	$(PY) -m ruff check .

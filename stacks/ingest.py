@@ -1,0 +1,84 @@
+"""Ingest: Kinesis `order-events` -> λ ingest -> DynamoDB `orders` (streamed onward)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kinesis as kinesis
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs import (
+    AlarmSpec,
+    FunctionSettings,
+    MetricGroup,
+    PipelineFunction,
+    StreamProcessor,
+)
+
+__all__ = ["IngestStack"]
+
+
+class IngestStack(Stack):
+    """The order-event stream, the orders table and the ingest stream processor."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.stream = self._build_stream()
+        self.orders_table = self._build_orders_table()
+        self.ingest_function = PipelineFunction(
+            self,
+            "IngestFunction",
+            service="ingest",
+            handler="ingest.handler.handler",
+            settings=FunctionSettings.from_stage(config),
+            environment={"ORDERS_TABLE": self.orders_table.table_name},
+        )
+        self.ingest = StreamProcessor(
+            self,
+            "Ingest",
+            function=self.ingest_function,
+            stream=self.stream,
+            parallelization_factor=config.ingest_parallelization_factor,
+            alarm_thresholds=config.alarms,
+        )
+        # exactly what orderflow.dal.orders does: conditional put, point read
+        self.orders_table.grant(
+            self.ingest_function.function, "dynamodb:GetItem", "dynamodb:PutItem"
+        )
+
+    def _build_stream(self) -> kinesis.Stream:
+        return kinesis.Stream(
+            self,
+            "OrderEvents",
+            stream_mode=kinesis.StreamMode.PROVISIONED,
+            shard_count=self.config.shard_count,
+            retention_period=self.config.stream_retention,
+            encryption=kinesis.StreamEncryption.MANAGED,
+            removal_policy=self.config.removal_policy,
+        )
+
+    def _build_orders_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "Orders",
+            partition_key=dynamodb.Attribute(name="order_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=self.config.removal_policy,
+        )
+
+    def alarm_specs(self) -> list[AlarmSpec]:
+        return self.ingest.alarm_specs()
+
+    def metric_groups(self) -> list[MetricGroup]:
+        return [self.ingest.metric_group()]

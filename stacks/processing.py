@@ -1,0 +1,236 @@
+"""Processing: orders stream -> λ changes -> SQS tasks -> λ fulfil / λ notify -> λ notifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs import (
+    AlarmSpec,
+    FunctionSettings,
+    MetricGroup,
+    PipelineFunction,
+    QueueProcessor,
+    StreamProcessor,
+)
+from stacks.nag import suppress
+
+__all__ = ["ProcessingStack"]
+
+_PERIOD = Duration.minutes(1)
+
+
+class ProcessingStack(Stack):
+    """The change processor, the two task queues and the asynchronously invoked notifier."""
+
+    # Lambda's async retry budget is 0-2; 2 rides out short outages of the audit bus consumers
+    NOTIFIER_RETRY_ATTEMPTS = 2
+    # older notifications are stale: send them to notify-failures for the recovery workflow
+    NOTIFIER_MAX_EVENT_AGE = Duration.hours(1)
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        orders_table: dynamodb.ITable,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        settings = FunctionSettings.from_stage(config)
+        self.effects_table = self._build_effects_table()
+
+        # fulfilment: FIFO per order, exactly-once effect in the effects table
+        self.fulfil_function = PipelineFunction(
+            self,
+            "FulfilFunction",
+            service="fulfil",
+            handler="fulfil.handler.handler",
+            settings=settings,
+            environment={"EFFECTS_TABLE": self.effects_table.table_name},
+        )
+        self.fulfilment = QueueProcessor(
+            self,
+            "Fulfilment",
+            function=self.fulfil_function,
+            fifo=True,
+            batch_size=10,
+            max_concurrency=5,
+            max_receive_count=config.max_receive_count,
+            alarm_thresholds=config.alarms,
+        )
+        self._grant_effects(self.fulfil_function)
+
+        # notifications: notify hands each task to the notifier asynchronously
+        self.audit_bus = events.EventBus(
+            self, "AuditBus", event_bus_name=f"streamline-{config.stage}-audit"
+        )
+        self.notify_failures = self._build_notify_failures()
+        self.notifier_function = PipelineFunction(
+            self,
+            "NotifierFunction",
+            service="notifier",
+            handler="notifier.handler.handler",
+            settings=settings,
+            timeout=Duration.seconds(15),
+            environment={"EFFECTS_TABLE": self.effects_table.table_name},
+        )
+        self._grant_effects(self.notifier_function)
+        self.notifier_function.function.configure_async_invoke(
+            retry_attempts=self.NOTIFIER_RETRY_ATTEMPTS,
+            max_event_age=self.NOTIFIER_MAX_EVENT_AGE,
+            on_success=destinations.EventBridgeDestination(self.audit_bus),
+            on_failure=destinations.SqsDestination(self.notify_failures),
+        )
+        suppress(
+            self.notifier_function.function,
+            (
+                "Serverless-LambdaDLQ",
+                "async failures go to the OnFailure destination notify-failures (a DLQ superset)",
+            ),
+        )
+
+        self.notify_function = PipelineFunction(
+            self,
+            "NotifyFunction",
+            service="notify",
+            handler="notify.handler.handler",
+            settings=settings,
+            environment={"NOTIFIER_FUNCTION_NAME": self.notifier_function.function.function_name},
+        )
+        self.notifications = QueueProcessor(
+            self,
+            "Notifications",
+            function=self.notify_function,
+            batch_size=25,
+            max_batching_window=Duration.seconds(5),
+            max_concurrency=10,
+            max_receive_count=config.max_receive_count,
+            alarm_thresholds=config.alarms,
+        )
+        # the function ARN only: grant_invoke would also allow every version/alias (":*")
+        self.notify_function.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.notifier_function.function.function_arn],
+            )
+        )
+
+        # changes: the orders table stream becomes tasks on the two queues
+        self.changes_function = PipelineFunction(
+            self,
+            "ChangesFunction",
+            service="changes",
+            handler="changes.handler.handler",
+            settings=settings,
+            environment={
+                "FULFILMENT_QUEUE_URL": self.fulfilment.queue.queue_url,
+                "NOTIFICATIONS_QUEUE_URL": self.notifications.queue.queue_url,
+            },
+        )
+        self.changes = StreamProcessor(
+            self,
+            "Changes",
+            function=self.changes_function,
+            table=orders_table,
+            alarm_thresholds=config.alarms,
+        )
+        self.fulfilment.queue.grant_send_messages(self.changes_function.function)
+        self.notifications.queue.grant_send_messages(self.changes_function.function)
+
+    def _grant_effects(self, fn: PipelineFunction) -> None:
+        # orderflow.dal.effects: one conditional put per effect (exactly-once sink), plus reads
+        self.effects_table.grant(fn.function, "dynamodb:GetItem", "dynamodb:PutItem")
+
+    def _build_effects_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "Effects",
+            partition_key=dynamodb.Attribute(name="effect_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=self.config.removal_policy,
+        )
+
+    def _build_notify_failures(self) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            "NotifyFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        suppress(
+            queue,
+            ("AwsSolutions-SQS3", "this queue is the notifier's OnFailure destination (a DLQ)"),
+            ("Serverless-SQSRedrivePolicy", "this queue is the notifier's OnFailure destination"),
+        )
+        return queue
+
+    # metrics and alarms ---------------------------------------------------------------------
+
+    def alarm_specs(self) -> list[AlarmSpec]:
+        notifier = self.notifier_function.function
+        thresholds = self.config.alarms
+        return [
+            *self.changes.alarm_specs(),
+            *self.fulfilment.alarm_specs(),
+            *self.notifications.alarm_specs(),
+            AlarmSpec(
+                name="NotifierDestinationDeliveryFailures",
+                metric=notifier.metric(
+                    "DestinationDeliveryFailures", period=_PERIOD, statistic="Sum"
+                ),
+                threshold=1,
+                description="notifier: Lambda could not deliver to audit bus or notify-failures",
+            ),
+            AlarmSpec(
+                name="NotifyFailuresNotEmpty",
+                metric=self.notify_failures.metric_approximate_number_of_messages_visible(
+                    period=_PERIOD, statistic="Maximum"
+                ),
+                threshold=thresholds.dead_letter_messages,
+                description="notifier: failed async invocations waiting; run the recovery workflow",
+            ),
+            AlarmSpec(
+                name="NotifierErrors",
+                metric=notifier.metric_errors(period=_PERIOD, statistic="Sum"),
+                threshold=thresholds.function_errors,
+                description="notifier: function errors (retried, then sent to notify-failures)",
+            ),
+        ]
+
+    def metric_groups(self) -> list[MetricGroup]:
+        notifier = self.notifier_function.function
+        return [
+            self.changes.metric_group(),
+            self.fulfilment.metric_group(),
+            self.notifications.metric_group(),
+            MetricGroup(
+                title="Notifier (async, Destinations)",
+                invocations=(notifier.metric_invocations(period=_PERIOD, statistic="Sum"),),
+                errors=(
+                    notifier.metric_errors(period=_PERIOD, statistic="Sum"),
+                    notifier.metric("DestinationDeliveryFailures", period=_PERIOD, statistic="Sum"),
+                ),
+                duration=(notifier.metric_duration(period=_PERIOD, statistic="p99"),),
+                dead_letters=(
+                    self.notify_failures.metric_approximate_number_of_messages_visible(
+                        period=_PERIOD, statistic="Maximum", label="notify-failures"
+                    ),
+                ),
+            ),
+        ]
