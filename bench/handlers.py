@@ -387,6 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, n, handler_cpu / n * 1e6, bare_cpu / n * 1e6, handler_cpu / bare_cpu))
 
     baseline_import = import_seconds("import boto3", args.repeats)
+    # What the libraries every handler needs cost on their own: the floor our code sits on.
+    floor_import = import_seconds(
+        "import boto3, pydantic\n"
+        "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
+        "from aws_lambda_powertools.utilities.batch import BatchProcessor\n"
+        "Tracer(service='floor')",
+        args.repeats,
+    )
     imports = []
     for name, module_name, _, _ in cases(1):
         seconds = import_seconds(f"import {module_name}", args.repeats)
@@ -403,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|")
     for name, ms, base, ratio in imports:
         print(f"| {name}.handler | {ms:.0f} | {base:.0f} | {ratio:.2f}x |")
+    print(
+        f"| (same libraries imported naively, no handler) "
+        f"| {floor_import * 1e3:.0f} | {baseline_import * 1e3:.0f} "
+        f"| {floor_import / baseline_import:.2f}x |"
+    )
     return 0
 
 

@@ -6,6 +6,11 @@ stream record re-sends the same tasks and the FIFO queue and effects table drop 
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (imports follow coldstart.begin() on purpose)
+from orderflow import coldstart
+
+coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
@@ -14,12 +19,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import TaskQueue
-from orderflow.events import OrderState, parse_model
+from orderflow.events import FulfilmentTask, NotificationTask, OrderState, build_models, parse_model
 from orderflow.logic import tasks_for_change
 from orderflow.settings import ChangesSettings, load_settings
 
 __all__ = ["handler"]
 
+build_models(OrderState, FulfilmentTask, NotificationTask)
 settings = load_settings(ChangesSettings)
 queue = TaskQueue(settings.fulfilment_queue_url, settings.notifications_queue_url)
 
@@ -38,3 +44,6 @@ def handler(record: DynamoDBRecord) -> None:
         return
     for task in tasks_for_change(_state(change.old_image), _state(change.new_image)):
         queue.send(task)
+
+
+coldstart.end()

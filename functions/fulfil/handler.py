@@ -6,14 +6,20 @@ messages are returned for retry (keeping per-order order) while other groups con
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (imports follow coldstart.begin() on purpose)
+from orderflow import coldstart
+
+coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
+
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import EffectsRepository
-from orderflow.events import FulfilmentTask, parse_model
+from orderflow.events import FulfilmentTask, build_models, parse_model
 from orderflow.settings import FulfilSettings, load_settings
 
 __all__ = ["handler"]
 
+build_models(FulfilmentTask)
 settings = load_settings(FulfilSettings)
 effects = EffectsRepository(settings.effects_table)
 
@@ -23,3 +29,6 @@ def handler(record: SQSRecord) -> None:
     """Record the fulfilment of one order; a repeated task is a successful no-op."""
     task = parse_model(FulfilmentTask, record.body)
     effects.put_once(task.effect_id, order_id=task.order_id, kind=task.kind, event_id=task.event_id)
+
+
+coldstart.end()

@@ -6,18 +6,24 @@ the event stands for unless the table already holds a newer one.
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (imports follow coldstart.begin() on purpose)
+from orderflow import coldstart
+
+coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
+
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import OrdersRepository
 from orderflow.errors import TransientError
-from orderflow.events import parse_event
+from orderflow.events import OrderEvent, OrderState, build_models, parse_event
 from orderflow.logic import chaos_active, state_for
 from orderflow.settings import IngestSettings, load_settings
 
 __all__ = ["handler"]
 
+build_models(OrderEvent, OrderState)
 settings = load_settings(IngestSettings)
 orders = OrdersRepository(settings.orders_table)
 
@@ -30,3 +36,6 @@ def handler(record: KinesisStreamRecord) -> None:
     if settings.chaos_enabled and chaos and chaos_active(event, datetime.now(UTC)):
         raise TransientError(f"chaos: transient until {chaos.transient_until.isoformat()}")
     orders.put_if_newer(state_for(event))
+
+
+coldstart.end()

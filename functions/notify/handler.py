@@ -6,14 +6,20 @@ notifier's async retries; the payload is the task JSON exactly as notifier parse
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (imports follow coldstart.begin() on purpose)
+from orderflow import coldstart
+
+coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
+
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import FunctionInvoker
-from orderflow.events import NotificationTask, parse_model
+from orderflow.events import NotificationTask, build_models, parse_model
 from orderflow.settings import NotifySettings, load_settings
 
 __all__ = ["handler"]
 
+build_models(NotificationTask)
 settings = load_settings(NotifySettings)
 invoker = FunctionInvoker()
 
@@ -23,3 +29,6 @@ def handler(record: SQSRecord) -> None:
     """Hand one notification to notifier (InvocationType=Event)."""
     task = parse_model(NotificationTask, record.body)
     invoker.invoke_async(settings.notifier_function_name, task.model_dump_json().encode())
+
+
+coldstart.end()

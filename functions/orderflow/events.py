@@ -12,16 +12,19 @@ Example::
     ... )
     >>> event.status
     <OrderStatus.CREATED: 'CREATED'>
-"""
 
-from __future__ import annotations
+Cold start: the models are declared with ``defer_build``, and each handler builds the ones it
+uses at INIT with :func:`build_models`, so a function pays only for its own models. This module
+also does without ``from __future__ import annotations``: pydantic would otherwise re-evaluate
+every field annotation from its string form at class creation.
+"""
 
 import enum
 import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from orderflow.errors import PoisonRecordError
 from pydantic import (
@@ -42,6 +45,7 @@ __all__ = [
     "OrderState",
     "OrderStatus",
     "Task",
+    "build_models",
     "parse_event",
     "parse_model",
     "parse_task",
@@ -112,7 +116,8 @@ STATUS_FOR_EVENT: Mapping[EventType, OrderStatus] = {
 
 class _Frozen(BaseModel):
     # Unknown fields are poison: a producer on a newer schema must not be half-understood.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validators are built by build_models() or on first use (module docstring).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ChaosSpec(_Frozen):
@@ -166,7 +171,7 @@ class FulfilmentTask(_Frozen):
     event_id: UuidStr
 
     @classmethod
-    def for_state(cls, state: OrderState) -> FulfilmentTask:
+    def for_state(cls, state: OrderState) -> Self:
         return cls(
             task_id=_task_id("fulfil", state.order_id, state.version, state.last_event_id),
             order_id=state.order_id,
@@ -193,7 +198,7 @@ class NotificationTask(_Frozen):
     event_id: UuidStr
 
     @classmethod
-    def for_state(cls, state: OrderState) -> NotificationTask:
+    def for_state(cls, state: OrderState) -> Self:
         return cls(
             task_id=_task_id("notify", state.order_id, state.status, state.version),
             order_id=state.order_id,
@@ -210,6 +215,17 @@ class NotificationTask(_Frozen):
 
 Task = FulfilmentTask | NotificationTask
 M = TypeVar("M", bound=BaseModel)
+
+
+def build_models(*models: type[BaseModel]) -> None:
+    """Build the validators of ``models`` now; handlers call this at INIT for the models they use.
+
+    Example::
+
+        >>> build_models(OrderEvent, OrderState)    # ingest, at module scope
+    """
+    for model in models:
+        model.model_rebuild()
 
 
 def summarise_validation_error(error: ValidationError, limit: int = 3) -> str:

@@ -3,7 +3,9 @@
 Each function declares the variables it needs as a model; :func:`load_settings` reads the
 environment once per model and fails with the names of the missing variables, so a
 mis-wired stack fails at the first invocation with a clear message instead of deep in a
-record.
+record. The models build their validators on first use (``defer_build``): a function's cold
+start pays for the one model it loads, not for every function's. No ``from __future__ import
+annotations`` here: pydantic would re-evaluate every field annotation from its string form.
 
 Example::
 
@@ -11,8 +13,6 @@ Example::
     >>> settings.orders_table
     'orders'
 """
-
-from __future__ import annotations
 
 import functools
 import os
@@ -44,7 +44,7 @@ class SettingsError(RuntimeError):
 class CommonSettings(BaseModel):
     """Variables every Streamline function gets."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     service: Annotated[str, Field(alias="POWERTOOLS_SERVICE_NAME")] = "streamline"
     stage: Annotated[str, Field(alias="STAGE")] = "dev"
