@@ -8,7 +8,7 @@ CDK := node_modules/.bin/cdk
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test test-unit test-infra synth lint format bench clean
+.PHONY: setup test test-unit test-infra test-local synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -21,14 +21,20 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
+# process with the local cloud: the local suite runs in its own pytest session.
 test: setup
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 tests/unit tests/infra
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests/local
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
 test-infra: setup
 	$(PY) -m pytest -q tests/infra
+
+test-local: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests/local
 
 synth: setup
 	$(CDK) synth --quiet

@@ -1,0 +1,314 @@
+"""LocalCloud: the moto server, the patches, the function runner and both engines, composed.
+
+Example::
+
+    from streamline.local import LocalCloud
+
+    with LocalCloud() as cloud:                       # a free port, ./.streamline/local
+        outputs = cloud.deploy("tests/fixtures/apps/tiny")
+        cloud.client("sqs").send_message(QueueUrl=..., MessageBody="{}")
+        cloud.wait_idle(timeout=30)
+
+moto's state is process-global, so one process runs at most one LocalCloud at a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from streamline.local import patches
+from streamline.local.contracts import Clock, SystemClock
+from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
+from streamline.local.state import StateDir
+
+__all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client"]
+
+TEST_CREDENTIALS: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+# A factory builds one engine from the (started) cloud; None means "not available".
+EngineFactory = Callable[["LocalCloud"], Any]
+
+_active_lock = threading.Lock()
+_active: LocalCloud | None = None
+
+
+def make_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the local endpoint with the test credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+class _SkippedTypeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No Moto CloudFormation support")
+
+
+def _quiet_moto() -> None:
+    # moto reports each CloudFormation type it skips (log line + warning); the reconciler
+    # applies those or fails naming them, so the noise only hides real output.
+    moto_logger = logging.getLogger("moto")
+    if not any(isinstance(f, _SkippedTypeFilter) for f in moto_logger.filters):
+        moto_logger.addFilter(_SkippedTypeFilter())
+    warnings.filterwarnings(
+        "ignore", message=r"Tried to parse .* not supported by moto", category=UserWarning
+    )
+
+
+def _optional(module: str, name: str) -> Any | None:
+    """Import an engine class, or None while its module (or the class in it) does not exist yet.
+
+    Only the module or class being absent is tolerated (with a warning): an ImportError inside
+    an existing module is a bug to surface.
+    """
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+    except AttributeError:
+        pass
+    logging.getLogger(__name__).warning("%s.%s is not available; running without it", module, name)
+    return None
+
+
+def default_runner(cloud: LocalCloud) -> Any | None:
+    cls = _optional("streamline.local.runtime", "FunctionRunner")
+    if cls is None:
+        return None
+    return cls(cloud.backends, cloud.state.root, cloud.endpoint_url, cloud.clock)
+
+
+def default_async_engine(cloud: LocalCloud) -> Any | None:
+    cls = _optional("streamline.local.async_invoke", "AsyncEngine")
+    if cls is None or cloud.runner is None:
+        return None
+    return cls(cloud.backends, cloud.runner, cloud.clock, cloud.endpoint_url)
+
+
+def default_esm(cloud: LocalCloud) -> Any | None:
+    cls = _optional("streamline.local.esm", "EsmEngine")
+    if cls is None or cloud.runner is None:
+        return None
+    return cls(cloud.backends, cloud.runner, cloud.state.root, cloud.clock)
+
+
+class LocalCloud:
+    """A docker-free AWS for one CDK app: start, deploy, drive, wait until idle, stop.
+
+    ``runner_factory``, ``async_factory`` and ``esm_factory`` replace how the engines are built
+    (tests inject fakes); by default they are imported lazily from ``streamline.local``.
+    ``publish=True`` records the endpoint in the state dir so the CLI can find it.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+        *,
+        runner_factory: EngineFactory | None = default_runner,
+        async_factory: EngineFactory | None = default_async_engine,
+        esm_factory: EngineFactory | None = default_esm,
+        publish: bool = False,
+    ) -> None:
+        self.state = StateDir(state_dir)
+        self.clock: Clock = clock or SystemClock()
+        self.server = MotoServer(port)
+        self.backends = self.server.backends
+        self.runner: Any | None = None
+        self.async_engine: Any | None = None
+        self.esm: Any | None = None
+        self._factories = (runner_factory, async_factory, esm_factory)
+        self._publish = publish
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.server.endpoint_url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> LocalCloud:
+        """Patch moto, bind the port, build and start the engines (idempotent)."""
+        global _active
+        if self._started:
+            return self
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError(
+                    f"a LocalCloud is already running in this process at {_active.endpoint_url}"
+                    " (moto's state is process-global)"
+                )
+            _active = self
+        try:
+            _quiet_moto()
+            self.state.ensure()
+            patches.apply_all()
+            self.server.start()
+            # Functions and in-process SDK calls (Step Functions integrations) must never
+            # reach real AWS from here.
+            os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+            runner_factory, async_factory, esm_factory = self._factories
+            self.runner = runner_factory(self) if runner_factory else None
+            self.async_engine = async_factory(self) if async_factory else None
+            self.esm = esm_factory(self) if esm_factory else None
+            patches.set_invokers(self.runner, self.async_engine)
+            for engine in (self.async_engine, self.esm):
+                if engine is not None and hasattr(engine, "start"):
+                    engine.start()
+            self.server.routes["/_streamline/status"] = self.status
+            if self._publish:
+                self.state.write_endpoint(self.endpoint_url, self.port, os.getpid())
+            self._started = True
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the engines, the runner and the server; forget the published endpoint."""
+        global _active
+        errors: list[BaseException] = []
+        for engine, method in (
+            (self.esm, "stop"),
+            (self.async_engine, "stop"),
+            (self.runner, "shutdown"),
+        ):
+            if engine is not None and hasattr(engine, method):
+                try:
+                    getattr(engine, method)()
+                except Exception as exc:  # keep stopping the rest
+                    errors.append(exc)
+        patches.clear_invokers()
+        self.server.stop()
+        if self._publish:
+            self.state.clear()
+        self._started = False
+        with _active_lock:
+            if _active is self:
+                _active = None
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- use ---------------------------------------------------------------------------------
+
+    def deploy(
+        self, app_dir: str | os.PathLike[str], context: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Deploy a CDK app (bootstrap once, cdk deploy --all, reconcile); outputs per stack."""
+        from streamline.local.deploy import deploy
+
+        return deploy(Path(app_dir), self.endpoint_url, context)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this cloud."""
+        return make_client(service, self.endpoint_url)
+
+    def busy(self) -> list[str]:
+        """Names of the parts that still have work in flight."""
+        parts = []
+        for name, engine in (("esm", self.esm), ("async_engine", self.async_engine)):
+            if engine is not None and hasattr(engine, "idle") and not engine.idle():
+                parts.append(name)
+        return parts
+
+    def wait_idle(self, timeout: float = 60.0, poll: float = 0.05) -> None:
+        """Block until no mapping and no async invocation has work; TimeoutError names the rest.
+
+        Idle must hold on two polls in a row: a batch finishing can enqueue an async
+        invocation a moment later.
+        """
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while True:
+            busy = self.busy()
+            quiet = quiet + 1 if not busy else 0
+            if quiet >= 2:
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"local cloud still busy after {timeout:g} s: {', '.join(busy)}")
+            time.sleep(poll)
+
+    def status(self) -> dict[str, Any]:
+        """Functions, mappings (state, position, backlog) and recent errors, as JSON data."""
+        lam = self.client("lambda")
+        functions = [
+            {"name": f["FunctionName"], "runtime": f.get("Runtime"), "handler": f.get("Handler")}
+            for page in lam.get_paginator("list_functions").paginate()
+            for f in page["Functions"]
+        ]
+        stats = (
+            self.runner.stats() if self.runner is not None and hasattr(self.runner, "stats") else {}
+        )
+        for fn in functions:
+            fn.update(stats.get(fn["name"], {}) or {})
+        if self.esm is not None and hasattr(self.esm, "status"):
+            mappings = list(self.esm.status())
+        else:
+            mappings = [
+                {
+                    "uuid": m["UUID"],
+                    "function": m.get("FunctionArn"),
+                    "source": m.get("EventSourceArn"),
+                    "state": m.get("State"),
+                }
+                for page in lam.get_paginator("list_event_source_mappings").paginate()
+                for m in page["EventSourceMappings"]
+            ]
+        errors = [
+            {"function": name, "error": s.get("last_error")}
+            for name, s in stats.items()
+            if isinstance(s, dict) and s.get("last_error")
+        ]
+        errors += [
+            {"mapping": m.get("uuid"), "error": m.get("last_error")}
+            for m in mappings
+            if m.get("last_error")
+        ]
+        return {
+            "endpoint_url": self.endpoint_url,
+            "account": ACCOUNT_ID,
+            "region": REGION,
+            "functions": functions,
+            "mappings": mappings,
+            "errors": errors,
+            "busy": self.busy(),
+        }

@@ -1,0 +1,373 @@
+"""SQS event source mappings (items 4-13), polling moto's SQS backend in-process.
+
+Each mapping runs up to ``MaximumConcurrency`` poller threads (item 13); each poller gathers one
+batch at a time (BatchSize, batching window up to 300 s, 6 MB cap: item 7), drops messages that
+do not match the filter by deleting them (item 9), invokes the function with AWS's record shape
+(item 10) and then deletes the batch, all but the reported failures, or nothing (items 4-5).
+
+What moto already does, and we rely on rather than re-implement (checked in moto 5.2.5
+``SQSBackend.receive_message``): the queue's VisibilityTimeout hides received messages and
+governs redelivery; ``ApproximateReceiveCount`` rises per receive; a message received
+``maxReceiveCount`` times moves to the RedrivePolicy DLQ on the next receive (item 6); FIFO groups
+with a message in flight are skipped while other groups flow, and a failed message, visible again,
+is delivered before later messages of its group (item 8). The mapping never changes visibility.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
+from streamline.local.esm.filters import filter_view
+from streamline.local.esm.responses import OutcomeKind, parse_batch_response
+from streamline.local.esm.worker import MappingWorker, WorkerState
+
+__all__ = ["MAX_PAYLOAD_BYTES", "SqsWorker", "sqs_record"]
+
+#: A batch closes before its event would exceed Lambda's 6 MB synchronous payload limit.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Received:
+    message_id: str
+    receipt_handle: str
+    record: dict[str, Any]
+    size: int
+    trace_header: str | None
+
+
+def sqs_record(message: Any, *, queue_arn: str, region: str, fifo: bool) -> dict[str, Any]:
+    """Lambda's SQS record for a moto ``Message`` (item 10), keys in AWS's order."""
+    attributes: dict[str, str] = {
+        "ApproximateReceiveCount": str(message.approximate_receive_count),
+        "SentTimestamp": str(message.sent_timestamp),
+        "SenderId": str(message.sender_id),
+        "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
+    }
+    if fifo:
+        if message.sequence_number is not None:
+            attributes["SequenceNumber"] = str(message.sequence_number)
+        if message.group_id is not None:
+            attributes["MessageGroupId"] = message.group_id
+        if message.deduplication_id is not None:
+            attributes["MessageDeduplicationId"] = message.deduplication_id
+    trace = (message.system_attributes or {}).get("AWSTraceHeader")
+    if isinstance(trace, dict) and trace.get("StringValue"):
+        attributes["AWSTraceHeader"] = trace["StringValue"]
+    message_attributes: dict[str, Any] = {}
+    for name, value in (message.message_attributes or {}).items():
+        shaped: dict[str, Any] = {}
+        if value.get("StringValue") is not None:
+            shaped["stringValue"] = value["StringValue"]
+        if value.get("BinaryValue") is not None:
+            binary = value["BinaryValue"]
+            shaped["binaryValue"] = (
+                base64.b64encode(binary).decode() if isinstance(binary, bytes) else str(binary)
+            )
+        shaped["stringListValues"] = []
+        shaped["binaryListValues"] = []
+        shaped["dataType"] = value.get("DataType", "String")
+        message_attributes[name] = shaped
+    record: dict[str, Any] = {
+        "messageId": message.id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+    }
+    if message_attributes:
+        record["md5OfMessageAttributes"] = message.attribute_md5
+    record["md5OfBody"] = message.body_md5
+    record["eventSource"] = "aws:sqs"
+    record["eventSourceARN"] = queue_arn
+    record["awsRegion"] = region
+    return record
+
+
+class SqsWorker(MappingWorker):
+    """One SQS mapping: ``config.sqs_concurrency`` pollers, each one batch at a time."""
+
+    def __init__(self, config: Any, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.queue_name = config.source_arn.split(":")[5]
+        self._threads: dict[int, threading.Thread] = {}
+        self._threads_lock = threading.Lock()
+        self._in_flight = 0
+        self._poller_states: dict[int, WorkerState] = {}
+        # Messages the function failed: still ours until they are received again or moved to
+        # the DLQ; idle() is False while any of them is still in the queue.
+        self._awaiting: set[str] = set()
+        self._state_lock = threading.Lock()
+        # One poller gathers a batch at a time, so concurrent pollers do not split a batching
+        # window's messages into fragments; invocations still run concurrently.
+        self._gather_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.state = WorkerState.POLLING
+        self._scale()
+
+    def update(self, config: Any) -> None:
+        super().update(config)
+        self._scale()
+
+    def _scale(self) -> None:
+        """Run exactly ``sqs_concurrency`` pollers; surplus ones retire after their batch."""
+        with self._threads_lock:
+            for index in range(self.config.sqs_concurrency):
+                thread = self._threads.get(index)
+                if thread is None or not thread.is_alive():
+                    thread = threading.Thread(
+                        target=self._run,
+                        args=(index,),
+                        name=f"esm-sqs-{self.queue_name}-{index}",
+                        daemon=True,
+                    )
+                    self._threads[index] = thread
+                    thread.start()
+
+    def join(self, timeout: float) -> None:
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+        self.state = WorkerState.STOPPED
+
+    # -- polling -----------------------------------------------------------------------------
+    def _run(self, index: int) -> None:
+        empty = self.ctx.empty_backoff
+        errors = self.ctx.error_backoff
+        carry: list[_Received] = []
+        while not self.stop_event.is_set():
+            config = self.config
+            if index >= config.sqs_concurrency:
+                break  # scaled down by an update
+            self._poller_states[index] = WorkerState.POLLING
+            if not self._gather_lock.acquire(timeout=0.1):
+                continue  # another poller is gathering; re-check stop and scaling
+            try:
+                batch, carry = self._collect(config, carry)
+            except Exception as exc:  # queue deleted, moto error: keep polling, slower
+                self.error(f"receive failed: {type(exc).__name__}: {exc}")
+                self._poller_states[index] = WorkerState.RETRYING
+                self.wait(errors.next())
+                continue
+            finally:
+                self._gather_lock.release()
+            errors.reset()
+            if not batch:
+                self._poller_states[index] = WorkerState.WAITING
+                self.wait(empty.next())
+                continue
+            empty.reset()
+            self._poller_states[index] = WorkerState.INVOKING
+            if not self._process(config, batch):
+                self._poller_states[index] = WorkerState.RETRYING
+                self.wait(errors.next())
+        self._poller_states[index] = WorkerState.STOPPED
+
+    def _collect(
+        self, config: Any, carry: list[_Received]
+    ) -> tuple[list[_Received], list[_Received]]:
+        """Gather one batch: up to BatchSize, within the batching window and 6 MB."""
+        batch: dict[str, _Received] = {r.message_id: r for r in carry}
+        size = sum(r.size for r in carry)
+        overflow: list[_Received] = []
+        deadline: float | None = None
+        matcher = config.matcher()
+        backends = self.ctx.backends
+        while True:
+            wanted = config.batch_size - len(batch)
+            if wanted > 0 and not overflow:
+                received, dropped = self._receive(config, wanted, matcher)
+                if dropped:
+                    self.count(filtered=dropped)
+                for item in received:
+                    if item.message_id in batch:
+                        # Redelivered during a long window: keep the newest receipt handle.
+                        size -= batch[item.message_id].size
+                    elif batch and size + item.size > MAX_PAYLOAD_BYTES:
+                        overflow.append(item)
+                        continue
+                    batch[item.message_id] = item
+                    size += item.size
+            if overflow or len(batch) >= config.batch_size or self.stop_event.is_set():
+                break
+            if not batch or config.batching_window <= 0:
+                break
+            now = self.ctx.clock.now()
+            if deadline is None:
+                deadline = now + config.batching_window
+            if now >= deadline:
+                break
+            self.wait(min(deadline - now, max(self.ctx.poll_interval, 0.02), 0.1))
+        del backends
+        return list(batch.values()), overflow
+
+    def _receive(self, config: Any, count: int, matcher: Any) -> tuple[list[_Received], int]:
+        backends = self.ctx.backends
+        region = backends.region
+        kept: list[_Received] = []
+        with backends.lock:
+            sqs = backends.sqs()
+            queue = sqs.get_queue(self.queue_name)
+            # wait_seconds=0: never block while holding the lock; the queue's own
+            # VisibilityTimeout hides what we receive (item 4).
+            messages = sqs.receive_message(
+                self.queue_name, count, 0, int(queue.visibility_timeout or 0), ["All"]
+            )
+            rejected: list[str] = []
+            for message in messages:
+                record = sqs_record(
+                    message, queue_arn=config.source_arn, region=region, fifo=config.fifo
+                )
+                if matcher.active and not matcher.matches(filter_view("sqs", record)):
+                    rejected.append(message.receipt_handle)
+                    continue
+                trace = record["attributes"].get("AWSTraceHeader")
+                kept.append(
+                    _Received(
+                        message.id,
+                        message.receipt_handle,
+                        record,
+                        len(json.dumps(record)),
+                        trace,
+                    )
+                )
+            if rejected:
+                # Item 9: filtered-out messages are deleted without an invocation.
+                _delete_handles(queue, rejected)
+        return kept, len(rejected)
+
+    # -- invocation --------------------------------------------------------------------------
+    def _process(self, config: Any, batch: list[_Received]) -> bool:
+        """Invoke and settle one batch; False when the poller should back off (system error)."""
+        payload = json.dumps({"Records": [r.record for r in batch]}).encode()
+        trace = next((r.trace_header for r in batch if r.trace_header), None)
+        with self._state_lock:
+            self._in_flight += 1
+        try:
+            try:
+                result = self.ctx.invoker.invoke(config.function_arn, payload, trace_header=trace)
+            except Throttled:
+                # Nothing deleted: the messages come back after the visibility timeout.
+                self.error("function throttled; batch left to the queue's visibility timeout")
+                self._mark_awaiting(batch)
+                return False
+            except (FunctionNotFound, UnsupportedFunction) as exc:
+                self.error(f"{type(exc).__name__}: {exc}")
+                self._mark_awaiting(batch)
+                return False
+            except Exception as exc:
+                self.error(f"invoke failed: {type(exc).__name__}: {exc}")
+                self._mark_awaiting(batch)
+                return False
+            self.count(invocations=1, records=len(batch))
+            outcome = parse_batch_response(
+                result,
+                report_item_failures=config.report_item_failures,
+                batch_ids={r.message_id for r in batch},
+            )
+            if outcome.kind is OutcomeKind.SUCCESS:
+                done, failed = batch, []
+            elif outcome.kind is OutcomeKind.PARTIAL:
+                failed_ids = set(outcome.failed_ids)
+                done = [r for r in batch if r.message_id not in failed_ids]
+                failed = [r for r in batch if r.message_id in failed_ids]
+            else:
+                done, failed = [], batch
+                self.error(f"batch failed ({outcome.kind.value}): {outcome.reason}")
+            if done:
+                self._delete(done)
+            self._mark_awaiting(failed)
+            self.count(succeeded=len(done), failed=len(failed))
+            return True
+        finally:
+            with self._state_lock:
+                self._in_flight -= 1
+
+    def _delete(self, items: list[_Received]) -> None:
+        backends = self.ctx.backends
+        with backends.lock:
+            try:
+                queue = backends.sqs().get_queue(self.queue_name)
+            except Exception as exc:
+                self.error(f"delete failed: {exc}")
+                return
+            _delete_handles(queue, [r.receipt_handle for r in items])
+        with self._state_lock:
+            self._awaiting.difference_update(r.message_id for r in items)
+
+    def _mark_awaiting(self, items: list[_Received]) -> None:
+        if items:
+            with self._state_lock:
+                self._awaiting.update(r.message_id for r in items)
+
+    # -- observation -------------------------------------------------------------------------
+    def idle(self) -> bool:
+        with self._state_lock:
+            if self._in_flight:
+                return False
+            awaiting = set(self._awaiting)
+        backends = self.ctx.backends
+        with backends.lock:
+            try:
+                queue = backends.sqs().get_queue(self.queue_name)
+            except Exception:
+                return True
+            pending = False
+            still: set[str] = set()
+            for message in queue._messages:
+                if message.id in awaiting:
+                    still.add(message.id)
+                elif not pending and message.visible and not message.delayed:
+                    pending = True
+        with self._state_lock:
+            self._awaiting &= still | (self._awaiting - awaiting)
+        return not pending and not still
+
+    def status(self) -> dict[str, Any]:
+        info = super().status()
+        backends = self.ctx.backends
+        backlog: int | None = None
+        with backends.lock:
+            try:
+                queue = backends.sqs().get_queue(self.queue_name)
+                backlog = sum(1 for m in queue._messages if m.visible and not m.delayed)
+            except Exception:
+                backlog = None
+        info.update(
+            backlog=backlog,
+            in_flight=self._in_flight,
+            pollers={i: s.value for i, s in sorted(self._poller_states.items())},
+            awaiting_redelivery=len(self._awaiting),
+            position=None,
+        )
+        return info
+
+
+def _delete_handles(queue: Any, handles: list[str]) -> None:
+    """Delete many messages in one pass (moto's ``Queue.delete_message`` scans and rebuilds the
+    whole message list per call, which is quadratic for a batch). Same bookkeeping as moto: drop
+    from pending, remember every receipt handle as deleted. Received messages sit near the front
+    of the list, so the scan stops once all are found. Call with the backends lock held."""
+    wanted = set(handles)
+    remaining = len(wanted)
+    with queue._messages_lock:
+        messages = queue._messages
+        doomed: list[int] = []
+        for index, message in enumerate(messages):
+            if message.receipt_handle in wanted or wanted.intersection(
+                message._old_receipt_handles
+            ):
+                doomed.append(index)
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+                remaining -= 1
+                if remaining <= 0:
+                    break
+        for index in reversed(doomed):
+            del messages[index]

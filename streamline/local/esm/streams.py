@@ -1,0 +1,681 @@
+"""Kinesis and DynamoDB Streams event source mappings (items 14-24).
+
+One :class:`StreamWorker` per mapping discovers shards (new shards after resharding are picked
+up) and runs one :class:`ShardWorker` thread per shard, so a failing shard never blocks another
+(item 14). A shard worker reads records after its durable checkpoint, drops filtered records
+(the checkpoint moves past them: item 23), splits the rest into ``ParallelizationFactor`` lanes by
+partition key (order kept per key: item 24), and processes each lane's batches in order with
+retries (15), partial-failure resume (16), bisect (17), record age (18) and on-failure records
+(18-19). The checkpoint (``state_dir/checkpoints/<uuid>/<shard>.json``) only advances past
+records that succeeded or were handed to the on-failure destination.
+
+Records are read from moto's models directly under the backends lock (``Shard.records`` for
+Kinesis, ``StreamShard.items`` for DynamoDB), never through shard iterators (moto keeps every
+DynamoDB iterator forever).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
+from streamline.local.esm.config import MappingConfig, SourceKind
+from streamline.local.esm.destinations import failure_record, send_failure_record
+from streamline.local.esm.filters import filter_view
+from streamline.local.esm.responses import OutcomeKind, parse_batch_response
+from streamline.local.esm.worker import Backoff, MappingWorker, WorkerState, log
+
+__all__ = ["ShardWorker", "StreamRecord", "StreamWorker"]
+
+
+@dataclass(slots=True)
+class StreamRecord:
+    """One record as delivered, with what ordering, checkpoints and record age need."""
+
+    seq: int
+    seq_str: str
+    partition_key: str
+    arrival: float
+    record: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ShardInfo:
+    shard_id: str
+    closed: bool
+    parent: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: how to list shards and read records from moto's models (call under the lock).
+# ---------------------------------------------------------------------------------------------
+class _KinesisSource:
+    batch_info_key = "KinesisBatchInfo"
+
+    def __init__(self, backends: Any, arn: str) -> None:
+        self.backends = backends
+        self.arn = arn
+        self._role: str | None = None
+
+    def _stream(self) -> Any:
+        for stream in self.backends.kinesis().streams.values():
+            if stream.arn == self.arn:
+                return stream
+        raise LookupError(f"Kinesis stream {self.arn} does not exist")
+
+    def shards(self) -> list[ShardInfo]:
+        return [
+            ShardInfo(s.shard_id, not s.is_open, s.parent) for s in self._stream().shards.values()
+        ]
+
+    def latest(self, shard_id: str) -> int:
+        records = self._stream().shards[shard_id].records
+        return int(next(reversed(records))) if records else 0
+
+    def trim_horizon(self, shard_id: str) -> int:
+        return 0
+
+    def position_before(self, shard_id: str, when: float) -> int:
+        """Sequence number of the last record that arrived before ``when`` (0 if none)."""
+        records = self._stream().shards[shard_id].records
+        for seq in reversed(records):
+            if records[seq].created_at < when:
+                return int(seq)
+        return 0
+
+    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[StreamRecord]:
+        records = self._stream().shards[shard_id].records
+        out: list[StreamRecord] = []
+        seq = after + 1
+        # moto numbers each shard's records 1, 2, 3...: direct lookups keep reads O(batch).
+        while len(out) < limit and seq in records:
+            out.append(self._shape(shard_id, records[seq], role))
+            seq += 1
+        if not out and records and next(reversed(records)) > after:
+            for key, value in records.items():  # a gap (resharding): fall back to a scan
+                if key > after:
+                    out.append(self._shape(shard_id, value, role))
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def _shape(self, shard_id: str, record: Any, role: str | None) -> StreamRecord:
+        data = record.data
+        if isinstance(data, bytes):
+            import base64
+
+            data = base64.b64encode(data).decode()
+        seq = str(record.sequence_number)
+        shaped = {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record.partition_key,
+                "sequenceNumber": seq,
+                "data": data,
+                "approximateArrivalTimestamp": round(record.created_at, 3),
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard_id}:{seq}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": role or "",
+            "awsRegion": self.backends.region,
+            "eventSourceARN": self.arn,
+        }
+        return StreamRecord(
+            int(record.sequence_number), seq, record.partition_key, record.created_at, shaped
+        )
+
+
+class _DynamoDBSource:
+    batch_info_key = "DDBStreamBatchInfo"
+
+    def __init__(self, backends: Any, arn: str) -> None:
+        self.backends = backends
+        self.arn = arn
+
+    def _shard(self) -> Any:
+        for table in self.backends.dynamodb().tables.values():
+            shard = table.stream_shard
+            if (
+                shard is not None
+                and f"{table.table_arn}/stream/{table.latest_stream_label}" == self.arn
+            ):
+                return shard
+        raise LookupError(f"DynamoDB stream {self.arn} does not exist")
+
+    def shards(self) -> list[ShardInfo]:
+        return [ShardInfo(self._shard().id, False)]
+
+    def latest(self, shard_id: str) -> int:
+        shard = self._shard()
+        return int(shard.starting_sequence_number) + len(shard.items) - 1
+
+    def trim_horizon(self, shard_id: str) -> int:
+        return int(self._shard().starting_sequence_number) - 1
+
+    def position_before(self, shard_id: str, when: float) -> int:
+        shard = self._shard()
+        start = int(shard.starting_sequence_number)
+        for index in range(len(shard.items) - 1, -1, -1):
+            if _epoch(shard.items[index].record["dynamodb"]["ApproximateCreationDateTime"]) < when:
+                return start + index
+        return start - 1
+
+    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[StreamRecord]:
+        shard = self._shard()
+        begin = max(0, after + 1 - int(shard.starting_sequence_number))
+        out = []
+        for item in shard.items[begin : begin + limit]:
+            raw = item.record
+            dynamodb = copy.deepcopy(raw["dynamodb"])
+            arrival = _epoch(dynamodb["ApproximateCreationDateTime"])
+            dynamodb["ApproximateCreationDateTime"] = int(arrival)
+            ordered = {
+                key: dynamodb[key]
+                for key in (
+                    "ApproximateCreationDateTime",
+                    "Keys",
+                    "NewImage",
+                    "OldImage",
+                    "SequenceNumber",
+                    "SizeBytes",
+                    "StreamViewType",
+                )
+                if key in dynamodb
+            }
+            shaped = {
+                "eventID": raw["eventID"],
+                "eventName": raw["eventName"],
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": self.backends.region,
+                "dynamodb": ordered,
+                "eventSourceARN": self.arn,
+            }
+            out.append(
+                StreamRecord(
+                    int(dynamodb["SequenceNumber"]),
+                    str(dynamodb["SequenceNumber"]),
+                    json.dumps(dynamodb.get("Keys"), sort_keys=True),
+                    arrival,
+                    shaped,
+                )
+            )
+        return out
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------
+class StreamWorker(MappingWorker):
+    """One Kinesis / DynamoDB Streams mapping: shard discovery plus one thread per shard."""
+
+    def __init__(self, config: MappingConfig, ctx: Any, *, first_seen: float) -> None:
+        super().__init__(config, ctx)
+        if config.kind is SourceKind.KINESIS:
+            self.source: Any = _KinesisSource(ctx.backends, config.source_arn)
+        else:
+            self.source = _DynamoDBSource(ctx.backends, config.source_arn)
+        # LATEST means records that arrive after the mapping was created; the validation patch
+        # stamps the creation time, else the engine's first sighting (minus its poll lag).
+        self.latest_from = config.created_at or (first_seen - ctx.poll_interval - 0.05)
+        self.shard_workers: dict[str, ShardWorker] = {}
+        self._thread: threading.Thread | None = None
+        self._discovered_once = bool(ctx.checkpoints.shards(config.uuid))
+
+    def start(self) -> None:
+        self.state = WorkerState.POLLING
+        self._discover()
+        self._thread = threading.Thread(
+            target=self._run, name=f"esm-stream-{self.config.uuid[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.wait(self.ctx.poll_interval):
+            self._discover()
+
+    def _discover(self) -> None:
+        try:
+            with self.ctx.backends.lock:
+                shards = self.source.shards()
+        except Exception as exc:
+            self.error(f"cannot list shards: {type(exc).__name__}: {exc}")
+            return
+        for info in shards:
+            if info.shard_id in self.shard_workers:
+                continue
+            # Shards present when the mapping starts use its StartingPosition; shards that
+            # appear later (resharding) are read from their beginning, as on AWS.
+            worker = ShardWorker(self, info.shard_id, initial=not self._discovered_once)
+            self.shard_workers[info.shard_id] = worker
+            worker.start()
+        self._discovered_once = True
+
+    def stop(self) -> None:
+        super().stop()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for worker in list(self.shard_workers.values()):
+            worker.join(timeout)
+        self.state = WorkerState.STOPPED
+
+    def idle(self) -> bool:
+        return all(worker.idle() for worker in list(self.shard_workers.values()))
+
+    def status(self) -> dict[str, Any]:
+        info = super().status()
+        shards = {sid: w.status() for sid, w in sorted(self.shard_workers.items())}
+        info.update(
+            shards=shards,
+            position={sid: s["position"] for sid, s in shards.items()},
+            backlog=sum(s["backlog"] or 0 for s in shards.values()),
+            in_flight=sum(1 for s in shards.values() if s["state"] == WorkerState.INVOKING.value),
+        )
+        return info
+
+
+@dataclass
+class _Pending:
+    """A (sub-)batch awaiting delivery, with what it has used so far."""
+
+    records: list[StreamRecord]
+    retries: int = 0
+    invokes: int = 0
+    last: Any = None  # the last InvokeResult, for responseContext
+    function_error: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ShardWorker:
+    """Processes one shard, one round of batches at a time, in order."""
+
+    def __init__(self, parent: StreamWorker, shard_id: str, *, initial: bool) -> None:
+        self.parent = parent
+        self.ctx = parent.ctx
+        self.shard_id = shard_id
+        self.initial = initial
+        self.state = WorkerState.STARTING
+        self.position: int | None = None
+        self.last_error: str | None = None
+        self.in_round = False
+        self._thread: threading.Thread | None = None
+        self._lanes: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"esm-shard-{self.shard_id}", daemon=True
+        )
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=False)
+
+    @property
+    def stopping(self) -> bool:
+        return self.parent.stop_event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self.parent.wait(seconds)
+
+    def error(self, message: str) -> None:
+        self.last_error = message
+        self.parent.error(f"{self.shard_id}: {message}")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _load_position(self) -> int:
+        config = self.parent.config
+        saved = self.ctx.checkpoints.load(config.uuid, self.shard_id)
+        if saved is not None and "sequenceNumber" in saved:
+            return int(saved["sequenceNumber"])
+        with self.ctx.backends.lock:
+            if not self.initial or config.starting_position == "TRIM_HORIZON":
+                position = self.parent.source.trim_horizon(self.shard_id)
+            elif config.starting_position == "AT_TIMESTAMP":
+                position = self.parent.source.position_before(
+                    self.shard_id, float(config.starting_position_timestamp or 0)
+                )
+            else:  # LATEST
+                position = self.parent.source.position_before(
+                    self.shard_id, self.parent.latest_from
+                )
+        # Persist at once so LATEST stays put across restarts.
+        self._save(position)
+        return position
+
+    def _save(self, position: int) -> None:
+        self.position = position
+        config = self.parent.config
+        self.ctx.checkpoints.save(
+            config.uuid,
+            self.shard_id,
+            {
+                "sequenceNumber": str(position),
+                "shardId": self.shard_id,
+                "eventSourceArn": config.source_arn,
+                "updatedAt": self.ctx.clock.now(),
+            },
+        )
+
+    def _advance(self, seq: int) -> None:
+        if self.position is None or seq > self.position:
+            self._save(seq)
+
+    # -- main loop ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        empty = self.ctx.empty_backoff
+        errors = self.ctx.error_backoff
+        try:
+            self.position = self._load_position()
+        except Exception as exc:
+            self.error(f"cannot start shard: {type(exc).__name__}: {exc}")
+            self.state = WorkerState.STOPPED
+            return
+        while not self.stopping:
+            config = self.parent.config
+            self.state = WorkerState.POLLING
+            try:
+                records, closed_and_done = self._fetch(config)
+            except Exception as exc:
+                self.error(f"read failed: {type(exc).__name__}: {exc}")
+                self.state = WorkerState.RETRYING
+                self.wait(errors.next())
+                continue
+            errors.reset()
+            if closed_and_done:
+                self.state = WorkerState.FINISHED
+                return
+            if not records:
+                self.state = WorkerState.WAITING
+                self.wait(empty.next())
+                continue
+            empty.reset()
+            self.in_round = True
+            try:
+                if self._round(config, records):
+                    self._advance(records[-1].seq)
+            finally:
+                self.in_round = False
+        self.state = WorkerState.STOPPED
+
+    def _fetch(self, config: MappingConfig) -> tuple[list[StreamRecord], bool]:
+        """Up to BatchSize x ParallelizationFactor records, waiting out the batching window."""
+        limit = config.batch_size * max(1, config.parallelization)
+        deadline: float | None = None
+        role = self._role(config)
+        while True:
+            with self.ctx.backends.lock:
+                assert self.position is not None
+                records = self.parent.source.read(self.shard_id, self.position, limit, role)
+                if not records:
+                    closed = any(
+                        s.closed for s in self.parent.source.shards() if s.shard_id == self.shard_id
+                    )
+                    return [], closed
+            if len(records) >= limit or config.batching_window <= 0 or self.stopping:
+                return records, False
+            now = self.ctx.clock.now()
+            if deadline is None:
+                deadline = now + config.batching_window
+            if now >= deadline:
+                return records, False
+            self.state = WorkerState.WAITING
+            self.wait(min(deadline - now, 0.1))
+
+    def _role(self, config: MappingConfig) -> str | None:
+        if config.kind is not SourceKind.KINESIS:
+            return None
+        try:
+            with self.ctx.backends.lock:
+                return str(self.ctx.backends.lambda_().get_function(config.function_arn).role)
+        except Exception:
+            return None
+
+    def _round(self, config: MappingConfig, records: list[StreamRecord]) -> bool:
+        """Deliver one fetched round; True when every record is settled (checkpoint may move)."""
+        matcher = config.matcher()
+        if matcher.active:
+            kind = config.kind.value
+            delivered = [r for r in records if matcher.matches(filter_view(kind, r.record))]
+            self.parent.count(filtered=len(records) - len(delivered))
+        else:
+            delivered = records
+        if not delivered:
+            return True  # item 23: the checkpoint moves past filtered records
+        lanes = _lanes(delivered, config.parallelization)
+        if len(lanes) == 1:
+            return self._lane(config, lanes[0], checkpoint=True)
+        if self._lanes is None:
+            # At most 10 lanes (ParallelizationFactor's maximum); threads are created lazily.
+            self._lanes = ThreadPoolExecutor(
+                max_workers=10, thread_name_prefix=f"esm-lane-{self.shard_id}"
+            )
+        futures = [self._lanes.submit(self._lane, config, lane, checkpoint=False) for lane in lanes]
+        return all(f.result() for f in futures)
+
+    def _lane(
+        self, config: MappingConfig, records: list[StreamRecord], *, checkpoint: bool
+    ) -> bool:
+        """Deliver one lane's records in order, BatchSize at a time."""
+        for start in range(0, len(records), config.batch_size):
+            chunk = records[start : start + config.batch_size]
+            if not self._deliver(config, chunk, checkpoint=checkpoint):
+                return False
+        return True
+
+    # -- one batch: retries, partial failure, bisect, record age -----------------------------
+    def _deliver(
+        self, config: MappingConfig, batch: list[StreamRecord], *, checkpoint: bool
+    ) -> bool:
+        progress = self._advance if checkpoint else (lambda seq: None)
+        queue: deque[_Pending] = deque([_Pending(batch)])
+        retry_backoff = Backoff(0.05, 2.0)
+        system_backoff = self.ctx.error_backoff
+        while queue:
+            if self.stopping:
+                return False
+            config = self.parent.config  # updates apply between attempts
+            pending = queue[0]
+            if config.max_record_age >= 0:
+                now = self.ctx.clock.now()
+                expired = [r for r in pending.records if now - r.arrival > config.max_record_age]
+                if expired:
+                    # Item 18: too-old records are never delivered; a RecordAgeExceeded record
+                    # goes to the destination and the shard moves on past them.
+                    self._fail(config, expired, pending, "RecordAgeExceeded")
+                    pending.records = [r for r in pending.records if r not in expired]
+                    if not pending.records:
+                        queue.popleft()
+                        progress(expired[-1].seq)
+                        continue
+            result = self._invoke(config, pending.records)
+            if result is None:  # throttled / system error: retry without using an attempt
+                self.state = WorkerState.RETRYING
+                self.wait(system_backoff.next())
+                continue
+            system_backoff.reset()
+            pending.invokes += 1
+            pending.last = result
+            ids = {r.seq_str for r in pending.records}
+            outcome = parse_batch_response(
+                result, report_item_failures=config.report_item_failures, batch_ids=ids
+            )
+            if outcome.kind is OutcomeKind.SUCCESS:
+                self.parent.count(succeeded=len(pending.records))
+                queue.popleft()
+                progress(pending.records[-1].seq)
+                continue
+            if outcome.kind is OutcomeKind.PARTIAL:
+                # Item 16: resume from the lowest reported sequence number; one attempt used.
+                lowest = min(int(i) for i in outcome.failed_ids)
+                done = [r for r in pending.records if r.seq < lowest]
+                if done:
+                    self.parent.count(succeeded=len(done))
+                    progress(done[-1].seq)
+                pending.records = [r for r in pending.records if r.seq >= lowest]
+                pending.function_error = False
+                self.error(f"partial batch failure from sequence number {lowest}")
+            else:
+                pending.function_error = outcome.kind is OutcomeKind.FUNCTION_ERROR
+                self.error(f"batch failed ({outcome.kind.value}): {outcome.reason}")
+                if config.bisect and len(pending.records) > 1:
+                    # Item 17: split in two and retry each half; no retry attempt is used.
+                    middle = len(pending.records) // 2
+                    queue.popleft()
+                    for half in (pending.records[middle:], pending.records[:middle]):
+                        queue.appendleft(
+                            _Pending(
+                                half,
+                                retries=pending.retries,
+                                invokes=pending.invokes,
+                                last=result,
+                                function_error=pending.function_error,
+                            )
+                        )
+                    continue
+            if config.max_retry_attempts == -1 or pending.retries < config.max_retry_attempts:
+                pending.retries += 1
+                self.state = WorkerState.RETRYING
+                if self.wait(retry_backoff.next()):
+                    return False
+                continue
+            # Item 18: retries exhausted -> on-failure record, then move on past these records.
+            self._fail(config, pending.records, pending, "RetryAttemptsExhausted")
+            queue.popleft()
+            progress(pending.records[-1].seq)
+        return True
+
+    def _invoke(self, config: MappingConfig, records: list[StreamRecord]) -> Any:
+        payload = json.dumps({"Records": [r.record for r in records]}).encode()
+        self.state = WorkerState.INVOKING
+        try:
+            result = self.ctx.invoker.invoke(config.function_arn, payload)
+        except Throttled:
+            self.error("function throttled; retrying (does not use a retry attempt)")
+            return None
+        except (FunctionNotFound, UnsupportedFunction) as exc:
+            self.error(f"{type(exc).__name__}: {exc}")
+            return None
+        except Exception as exc:
+            self.error(f"invoke failed: {type(exc).__name__}: {exc}")
+            return None
+        self.parent.count(invocations=1, records=len(records))
+        return result
+
+    def _fail(
+        self, config: MappingConfig, records: list[StreamRecord], pending: _Pending, condition: str
+    ) -> None:
+        self.parent.count(failed=len(records))
+        target = config.on_failure_arn
+        if not target:
+            log.warning(
+                "ESM %s %s: %d records dropped (%s), no on-failure destination",
+                config.uuid,
+                self.shard_id,
+                len(records),
+                condition,
+            )
+            return
+        result = pending.last
+        aged = condition == "RecordAgeExceeded"
+        now = self.ctx.clock.now()
+        record = failure_record(
+            condition=condition,
+            function_arn=config.function_arn,
+            request_id=None if aged or result is None else result.request_id,
+            invoke_count=pending.invokes,
+            batch_info_key=self.parent.source.batch_info_key,
+            shard_id=self.shard_id,
+            stream_arn=config.source_arn,
+            first_seq=records[0].seq_str,
+            last_seq=records[-1].seq_str,
+            first_arrival=records[0].arrival,
+            last_arrival=records[-1].arrival,
+            batch_size=len(records),
+            now=now,
+            status_code=None if result is None else result.status_code,
+            function_error=(
+                (result.function_error or "Unhandled")
+                if pending.function_error and result
+                else None
+            ),
+            payload={"Records": [r.record for r in records]}
+            if target.split(":")[2] == "s3"
+            else None,
+        )
+        try:
+            send_failure_record(
+                self.ctx.backends,
+                target,
+                record,
+                mapping_uuid=config.uuid,
+                shard_id=self.shard_id,
+                now=now,
+            )
+        except Exception as exc:
+            # Never stall the shard on a broken destination; make it visible instead.
+            self.error(f"on-failure destination {target} failed: {type(exc).__name__}: {exc}")
+
+    # -- observation -------------------------------------------------------------------------
+    def idle(self) -> bool:
+        if self.in_round or self.state in (WorkerState.STARTING, WorkerState.INVOKING):
+            return self.state is WorkerState.FINISHED
+        if self.state is WorkerState.FINISHED:
+            return True
+        if self.position is None:
+            return False
+        try:
+            with self.ctx.backends.lock:
+                return self.parent.source.latest(self.shard_id) <= self.position
+        except Exception:
+            return True
+
+    def status(self) -> dict[str, Any]:
+        backlog: int | None = None
+        latest: int | None = None
+        try:
+            with self.ctx.backends.lock:
+                latest = self.parent.source.latest(self.shard_id)
+        except Exception:
+            latest = None
+        if latest is not None and self.position is not None:
+            backlog = max(0, latest - self.position)
+        return {
+            "state": self.state.value,
+            "position": None if self.position is None else str(self.position),
+            "latest": None if latest is None else str(latest),
+            "backlog": backlog,
+            "last_error": self.last_error,
+        }
+
+
+def _lanes(records: list[StreamRecord], factor: int) -> list[list[StreamRecord]]:
+    """Split records into up to ``factor`` ordered lanes by partition key (stable hash)."""
+    if factor <= 1:
+        return [records]
+    lanes: dict[int, list[StreamRecord]] = {}
+    for record in records:
+        lane = zlib.crc32(record.partition_key.encode()) % factor
+        lanes.setdefault(lane, []).append(record)
+    return [lanes[k] for k in sorted(lanes)]

@@ -1,0 +1,909 @@
+"""Every change Streamline makes to moto, in one place: named, idempotent and version-checked.
+
+moto is pinned (``MOTO_VERSION``). Each patch is a function registered with :func:`_patch`,
+naming the moto attributes it replaces; :func:`apply_all` refuses to run on another moto
+version, or when an attribute a patch relies on has gone, so an upgrade fails loudly at start-up
+instead of misbehaving later. Where a patch rewrites a line of moto source, it asserts the line
+is still there.
+
+Invocations: :func:`set_invokers` registers the function runner (synchronous) and the async
+engine; the patched ``LambdaFunction.invoke`` routes the Invoke API, InvokeAsync, Step Functions
+Lambda tasks (which call the Invoke API over HTTP), SNS deliveries, S3 notifications and
+CloudFormation custom resources to them.
+
+Example::
+
+    from streamline.local import patches
+    patches.apply_all()
+    patches.set_invokers(runner, async_engine)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import inspect
+import json
+import textwrap
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streamline.local.contracts import (
+    AsyncSubmitter,
+    FunctionNotFound,
+    Invoker,
+    Throttled,
+    UnsupportedFunction,
+)
+from streamline.local.server import MOTO_LOCK
+
+__all__ = [
+    "MOTO_VERSION",
+    "PATCHES",
+    "Patch",
+    "PatchError",
+    "applied",
+    "apply_all",
+    "clear_invokers",
+    "set_invokers",
+]
+
+MOTO_VERSION = "5.2.5"
+LOG_TAIL_BYTES = 4096
+
+
+class PatchError(RuntimeError):
+    """moto is not the version the patches were written for, or a patched attribute moved."""
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """One named change to moto. ``targets`` are ``"module:Qualified.attr"`` strings."""
+
+    name: str
+    moto_version: str
+    targets: tuple[str, ...]
+    apply: Callable[[], None]
+    reason: str
+
+
+PATCHES: list[Patch] = []
+_applied: set[str] = set()
+_apply_lock = threading.Lock()
+# First-seen originals, keyed by (owner id, attribute), so applying twice wraps moto's code and
+# never our own wrapper.
+_originals: dict[tuple[int, str], Any] = {}
+
+
+def _patch(*targets: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def register(func: Callable[[], None]) -> Callable[[], None]:
+        reason = inspect.cleandoc(func.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        PATCHES.append(Patch(func.__name__, MOTO_VERSION, targets, func, reason))
+        return func
+
+    return register
+
+
+def _resolve(target: str) -> tuple[Any, str]:
+    module_name, _, qualified = target.partition(":")
+    owner: Any = importlib.import_module(module_name)
+    *path, attr = qualified.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attr
+
+
+def _original(owner: Any, attr: str) -> Any:
+    """moto's own attribute, as it was before any patch (raw, e.g. a classmethod object)."""
+    key = (id(owner), attr)
+    if key not in _originals:
+        # An instance attribute (set in __init__) has no class-level original.
+        _originals[key] = inspect.getattr_static(owner, attr, None)
+    return _originals[key]
+
+
+def _replace(owner: Any, attr: str, new: Any) -> None:
+    _original(owner, attr)
+    setattr(owner, attr, new)
+
+
+def _rewrite_method(
+    cls: type, name: str, replacements: list[tuple[str, str]]
+) -> Callable[..., Any]:
+    """Recompile moto's ``cls.name`` with source substitutions (asserting each one matches).
+
+    Used where the fix is one expression inside a long method, so we do not copy moto's code.
+    """
+    func = _original(cls, name)
+    source = textwrap.dedent(inspect.getsource(func))
+    for old, new in replacements:
+        if old not in source:
+            raise PatchError(f"{cls.__name__}.{name}: expected source text not found: {old!r}")
+        source = source.replace(old, new)
+    module = inspect.getmodule(func)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, inspect.getsourcefile(func) or "<moto>", "exec"), vars(module), namespace)
+    return namespace[name]
+
+
+def apply_all() -> None:
+    """Check the moto version and every target, then apply each patch once (idempotent)."""
+    import moto
+
+    if moto.__version__ != MOTO_VERSION:
+        raise PatchError(
+            f"streamline's moto patches were written for moto {MOTO_VERSION}, "
+            f"but moto {moto.__version__} is installed; pin moto[server]=={MOTO_VERSION}"
+        )
+    with _apply_lock:
+        for patch in PATCHES:
+            if patch.moto_version != moto.__version__:
+                raise PatchError(f"patch {patch.name} targets moto {patch.moto_version}")
+            for target in patch.targets:
+                try:
+                    owner, attr = _resolve(target)
+                    inspect.getattr_static(owner, attr)
+                except (ImportError, AttributeError) as exc:
+                    raise PatchError(
+                        f"patch {patch.name}: moto {moto.__version__} has no {target} ({exc})"
+                    ) from None
+        for patch in PATCHES:
+            if patch.name not in _applied:
+                patch.apply()
+                _applied.add(patch.name)
+
+
+def applied() -> list[str]:
+    """Names of the patches applied in this process."""
+    return [p.name for p in PATCHES if p.name in _applied]
+
+
+# ------------------------------------------------------------------------------------------
+# Invoker registry
+
+
+_invoker: Invoker | None = None
+_submitter: AsyncSubmitter | None = None
+
+
+def set_invokers(invoker: Invoker | None, submitter: AsyncSubmitter | None) -> None:
+    """Register where synchronous and asynchronous invocations go (process-wide)."""
+    global _invoker, _submitter
+    _invoker, _submitter = invoker, submitter
+
+
+def clear_invokers() -> None:
+    set_invokers(None, None)
+
+
+@contextlib.contextmanager
+def using_invokers(invoker: Invoker | None, submitter: AsyncSubmitter | None) -> Iterator[None]:
+    """Route invocations to ``invoker``/``submitter`` for a block, then restore the previous ones.
+
+    Tests use it so a cloud started by another fixture keeps its engines afterwards.
+    """
+    previous = (_invoker, _submitter)
+    set_invokers(invoker, submitter)
+    try:
+        yield
+    finally:
+        set_invokers(*previous)
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    # werkzeug Headers are case-insensitive, but internal callers pass plain dicts.
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return None if value is None else str(value)
+
+
+def _lambda_error(code: str, message: str, status: int = 400) -> Exception:
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = LambdaClientError(code, message)
+    error.code = status
+    return error
+
+
+def _no_engine(kind: str) -> Exception:
+    return _lambda_error(
+        "ServiceException",
+        f"no local {kind} is registered (start the local cloud with LocalCloud)",
+        500,
+    )
+
+
+def _submit_async(
+    function_arn: str, payload: bytes, qualifier: str | None, trace: str | None
+) -> str:
+    if _submitter is None:
+        raise _no_engine("async-invocation engine")
+    return _submitter.submit(function_arn, payload, qualifier=qualifier, trace_header=trace)
+
+
+def _as_bytes(body: str | bytes | None) -> bytes:
+    if not body:
+        return b"{}"
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+# ------------------------------------------------------------------------------------------
+# (a) built-in triggers off
+
+
+@_patch(
+    "moto.sqs.models:Queue.add_message",
+    "moto.kinesis.models:Stream.put_record",
+    "moto.dynamodb.models.table:StreamShard.add",
+)
+def builtin_triggers_off() -> None:
+    """Turn off moto's SQS/Kinesis/DynamoDB-stream -> Lambda triggers; our ESM engine polls.
+
+    moto fires them synchronously inside the producer's request, one record per invoke, and for
+    DynamoDB clears the stream shard after a successful call (GetRecords then loses data). Each
+    source keeps its mappings in ``lambda_event_source_mappings``; a property that always reads
+    as a fresh empty dict (and ignores writes) silences them for the API and CloudFormation alike
+    while the mappings stay in ``LambdaBackend._event_source_mappings`` for our engine.
+    """
+    from moto.dynamodb.models.table import StreamShard, Table
+    from moto.kinesis.models import Stream
+    from moto.sqs.models import Queue
+
+    for method in (Queue.add_message, Stream.put_record, StreamShard.add):
+        if "lambda_event_source_mappings" not in inspect.getsource(method):
+            raise PatchError(f"{method.__qualname__} no longer reads lambda_event_source_mappings")
+    sink = property(lambda self: {}, lambda self, value: None)
+    for cls in (Queue, Stream, Table):
+        _replace(cls, "lambda_event_source_mappings", sink)
+
+
+# ------------------------------------------------------------------------------------------
+# (b) Lambda invocations routed to our runner and async engine
+
+
+def _invoke(
+    self: Any, body: str | bytes, request_headers: Any, response_headers: dict[str, Any]
+) -> bytes:
+    """Replacement for ``LambdaFunction.invoke`` (moto would start a Docker container)."""
+    inv_type = _header(request_headers, "X-Amz-Invocation-Type") or "RequestResponse"
+    if inv_type == "DryRun":
+        return b""
+    payload = _as_bytes(body)
+    version = str(getattr(self, "version", "$LATEST"))
+    qualifier = None if version == "$LATEST" else version
+    trace = _header(request_headers, "X-Amzn-Trace-Id")
+    # Internal callers (S3 notifications, log subscription filters) invoke from inside a request
+    # that holds the moto lock; AWS invokes those asynchronously, and running the function inline
+    # would deadlock when it calls moto back. So a caller holding the lock gets Event semantics.
+    if inv_type == "Event" or MOTO_LOCK._is_owned():  # type: ignore[attr-defined]
+        _submit_async(self.function_arn, payload, qualifier, trace)
+        return b""  # must not be None: moto's response turns None into a 404
+    if _invoker is None:
+        raise _no_engine("function runner")
+    try:
+        result = _invoker.invoke(
+            self.function_arn, payload, qualifier=qualifier, trace_header=trace
+        )
+    except Throttled as exc:
+        raise _lambda_error("TooManyRequestsException", str(exc) or "Rate Exceeded.", 429) from None
+    except FunctionNotFound:
+        from moto.awslambda.exceptions import UnknownFunctionException
+
+        raise UnknownFunctionException(self.function_arn) from None
+    except UnsupportedFunction as exc:
+        raise _lambda_error("InvalidRuntimeException", str(exc), 502) from None
+    response_headers["x-amz-executed-version"] = result.executed_version
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    if result.log_tail:
+        tail = result.log_tail.encode("utf-8")[-LOG_TAIL_BYTES:]
+        response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+    return result.payload
+
+
+def _invoke_async_response(self: Any) -> tuple[int, dict[str, Any], bytes]:
+    """Replacement for ``LambdaResponse.invoke_async``: InvokeAsync is always an Event."""
+    from urllib.parse import unquote
+
+    index = -3 if self.path.endswith("/") else -2
+    function_name = unquote(self.path.rsplit("/", 3)[index])
+    fn = self.backend.get_function(function_name, None)
+    response_headers: dict[str, Any] = {}
+    payload = fn.invoke(self.body, {"X-Amz-Invocation-Type": "Event"}, response_headers)
+    response_headers["status"] = 202
+    return 202, response_headers, payload
+
+
+@_patch(
+    "moto.awslambda.models:LambdaFunction.invoke",
+    "moto.awslambda.responses:LambdaResponse.invoke_async",
+)
+def lambda_invoker_replaced() -> None:
+    """Route every moto Lambda invocation to the registered runner / async engine.
+
+    ``LambdaFunction.invoke`` is the single funnel for the Invoke API, InvokeAsync, Step
+    Functions (over HTTP), S3 notifications and custom resources.
+    """
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.responses import LambdaResponse
+
+    _replace(LambdaFunction, "invoke", _invoke)
+    _replace(LambdaResponse, "invoke_async", _invoke_async_response)
+
+
+def _sns_lambda_event(
+    sub: Any,
+    message: str,
+    message_id: str,
+    subject: str | None,
+    message_attributes: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    now = (
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{datetime.now(UTC).microsecond // 1000:03d}Z"
+    )
+    attributes = {
+        name: {"Type": value.get("Type"), "Value": value.get("Value")}
+        for name, value in (message_attributes or {}).items()
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": sub.arn,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": sub.topic.arn,
+                    "Subject": subject,
+                    "Message": message,
+                    "Timestamp": now,
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "EXAMPLE",
+                    "UnsubscribeUrl": "EXAMPLE",
+                    "MessageAttributes": attributes,
+                },
+            }
+        ]
+    }
+
+
+@_patch("moto.sns.models:Subscription.publish")
+def sns_lambda_delivery_async() -> None:
+    """SNS -> Lambda: a real SNS event, delivered asynchronously (Event) as AWS does.
+
+    moto builds a fake event (fixed MessageId, TopicArn "arn:aws:sns:EXAMPLE", test attributes)
+    and invokes synchronously inside Publish.
+    """
+    from moto.sns.models import Subscription
+
+    original = _original(Subscription, "publish")
+
+    def publish(
+        self: Any,
+        message: str,
+        message_id: str,
+        subject: str | None = None,
+        message_attributes: dict[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        message_structure: str | None = None,
+    ) -> None:
+        if self.protocol != "lambda":
+            return original(
+                self,
+                message,
+                message_id,
+                subject,
+                message_attributes,
+                group_id,
+                deduplication_id,
+                message_structure,
+            )
+        matcher = self._filter_policy_matcher
+        if matcher is not None and not matcher.matches(message_attributes, message):
+            return None
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        parts = self.endpoint.split(":")
+        qualifier = parts[7] if len(parts) == 8 else None
+        function_arn = ":".join(parts[:7])
+        event = _sns_lambda_event(self, message, message_id, subject, message_attributes)
+        _submit_async(function_arn, json.dumps(event).encode("utf-8"), qualifier, None)
+        return None
+
+    _replace(Subscription, "publish", publish)
+
+
+# ------------------------------------------------------------------------------------------
+# (c) Step Functions
+
+
+@_patch(
+    "moto.stepfunctions.models:stepfunctions_backends",
+    "moto.stepfunctions.parser.models:StepFunctionsParserBackend.start_execution",
+    "moto.core.config:default_user_config",
+)
+def stepfunctions_execute_deployed_machines() -> None:
+    """CloudFormation state machines go to the executing (ASL interpreter) backend.
+
+    With ``execute_state_machine`` on, the API uses ``stepfunctions_parser_backends`` while
+    CloudFormation writes to the module global ``stepfunctions_backends``: CDK machines were
+    invisible to StartExecution and ListStateMachines. Only the module global is rebound (the
+    package attribute drives URL routing). Lambda tasks call the Invoke API over HTTP at
+    localhost:MOTO_PORT (set by MotoServer), which reaches our runner; a function error's
+    ``errorType`` becomes the error name through the x-amz-function-error header. Also:
+    StartExecution without a name gets a UUID (moto used "None", so a second call failed).
+    """
+    import moto.stepfunctions.models as sfn_models
+    from moto.core.config import default_user_config
+    from moto.stepfunctions.parser.models import (
+        StepFunctionsParserBackend,
+        stepfunctions_parser_backends,
+    )
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _replace(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)
+    original = _original(StepFunctionsParserBackend, "start_execution")
+
+    def start_execution(
+        self: Any,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        trace_header: Any = None,
+    ) -> Any:
+        return original(
+            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+        )
+
+    _replace(StepFunctionsParserBackend, "start_execution", start_execution)
+
+
+# ------------------------------------------------------------------------------------------
+# (d) SQS hot paths
+
+
+_CBD_TRUE = 'queue.attributes.get("ContentBasedDeduplication") == "true"'
+_CBD_FALSE = 'queue.attributes.get("ContentBasedDeduplication") == "false"'
+_CBD_SELF_TRUE = 'self.attributes.get("ContentBasedDeduplication") == "true"'
+
+
+@_patch(
+    "moto.sqs.models:SQSBackend.send_message",
+    "moto.sqs.models:SQSBackend._validate_message",
+    "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention_period",
+    "moto.sqs.models:Queue.add_message",
+    "moto.sqs.models:Queue.delete_message",
+    "moto.sqs.models:Queue.wait_for_messages",
+    "moto.sqs.models:Queue.messages",
+)
+def sqs_hot_paths_constant_time() -> None:
+    """SendMessage, ReceiveMessage and DeleteMessage no longer cost O(queue depth) per message.
+
+    ``Queue.attributes`` rebuilds every attribute, including three counts that scan all
+    messages; send read one flag from it and receive read the retention period from it per
+    message. We read the typed fields moto already keeps instead. DeleteMessage scanned twice and
+    rebuilt the list; now it finds the message once and deletes it in place. Long polling
+    releases the moto lock while it waits, so a waiting receive does not block the server.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    cbd = "queue.content_based_deduplication"
+    _replace(
+        SQSBackend,
+        "send_message",
+        _rewrite_method(SQSBackend, "send_message", [(_CBD_TRUE, f"bool({cbd})")]),
+    )
+    _replace(
+        SQSBackend,
+        "_validate_message",
+        _rewrite_method(SQSBackend, "_validate_message", [(_CBD_FALSE, f"not {cbd}")]),
+    )
+    _replace(
+        Queue,
+        "add_message",
+        _rewrite_method(
+            Queue, "add_message", [(_CBD_SELF_TRUE, "bool(self.content_based_deduplication)")]
+        ),
+    )
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return bool(retain_until > unix_time())
+
+    _replace(
+        SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # AWS accepts deleting an already deleted message
+        with self._messages_lock:
+            for index, message in enumerate(self._messages):  # noqa: B007 (used below)
+                if message.had_receipt_handle(receipt_handle):
+                    break
+            else:
+                raise ReceiptHandleIsInvalid()
+            del self._messages[index]
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+
+    _replace(Queue, "delete_message", delete_message)
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        # The caller (a long-polling ReceiveMessage) holds MOTO_LOCK; hand it back while we
+        # wait, or no SendMessage could ever arrive. The RLock may be held recursively, so use
+        # its save/restore pair, exactly as threading.Condition does.
+        saved = MOTO_LOCK._release_save() if MOTO_LOCK._is_owned() else None  # type: ignore[attr-defined]
+        try:
+            with self._messages_lock:
+                self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
+        finally:
+            if saved is not None:
+                MOTO_LOCK._acquire_restore(saved)  # type: ignore[attr-defined]
+
+    _replace(Queue, "wait_for_messages", wait_for_messages)
+
+    from moto.core.utils import unix_time_millis
+
+    def messages(self: Any) -> list[Any]:
+        # moto asked the clock twice per message (the visible and delayed properties); at a
+        # 5,000-message depth that was most of a receive's cost. Ask once per call.
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    _replace(Queue, "messages", property(messages))
+
+
+@_patch(
+    "moto.awslambda.models:LambdaBackend.create_event_source_mapping",
+    "moto.awslambda.models:LambdaBackend.update_event_source_mapping",
+    "moto.awslambda.models:EventSourceMapping.get_configuration",
+)
+def lambda_event_source_mapping_validation() -> None:
+    """CreateEventSourceMapping and UpdateEventSourceMapping refuse what AWS refuses.
+
+    moto accepted any mapping: a queue whose visibility timeout is below the function timeout,
+    BatchSize over 10 without a batching window, a stream mapping without StartingPosition,
+    settings our engine cannot honour (TumblingWindowInSeconds). The rules live beside the
+    engine in ``esm.validation``; this patch makes both the API and CloudFormation apply them.
+    The mapping's StateTransitionReason shows why the engine disabled one it could not run.
+    """
+    from moto.awslambda.models import EventSourceMapping, LambdaBackend
+
+    from streamline.local.esm.validation import wrap_create, wrap_update
+
+    create = _original(LambdaBackend, "create_event_source_mapping")
+    update = _original(LambdaBackend, "update_event_source_mapping")
+    _replace(LambdaBackend, "create_event_source_mapping", wrap_create(create))
+    _replace(LambdaBackend, "update_event_source_mapping", wrap_update(update))
+
+    get_configuration = _original(EventSourceMapping, "get_configuration")
+
+    def configuration(self: Any) -> dict[str, Any]:
+        config = dict(get_configuration(self))
+        config["StateTransitionReason"] = getattr(
+            self, "state_transition_reason", config.get("StateTransitionReason", "User action")
+        )
+        return config
+
+    _replace(EventSourceMapping, "get_configuration", configuration)
+
+
+# ------------------------------------------------------------------------------------------
+# (e) public layers, and the Lambda properties CloudFormation drops
+
+
+@_patch("moto.awslambda.models:LambdaFunction._get_layers_data")
+def lambda_public_layers_accepted() -> None:
+    """Accept layer ARNs moto does not hold (public layers such as Powertools).
+
+    The runner serves their contents from locally installed distributions; layers published
+    into moto are still described with their real size.
+    """
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.utils import get_backend
+
+    def _get_layers_data(self: Any, layers_versions_arns: list[str]) -> list[dict[str, Any]]:
+        backend = get_backend(self.account_id, self.region)
+        data = []
+        for arn in layers_versions_arns:
+            layer = backend.layers_versions_by_arn(arn)
+            data.append(
+                {"Arn": layer.arn, "CodeSize": layer.code_size}
+                if layer
+                else {"Arn": arn, "CodeSize": 0}
+            )
+        return data
+
+    _replace(LambdaFunction, "_get_layers_data", _get_layers_data)
+
+
+def _apply_dropped_function_properties(fn: Any, properties: Mapping[str, Any]) -> None:
+    if "Layers" in properties:
+        fn.layers = fn._get_layers_data(list(properties["Layers"]))
+    if "TracingConfig" in properties:
+        fn.tracing_config = dict(properties["TracingConfig"])
+    if "Architectures" in properties:
+        fn.architectures = list(properties["Architectures"])
+    # moto has no field for these; the runner and async engine read them as attributes.
+    fn.logging_config = properties.get("LoggingConfig")
+    fn.dead_letter_config = properties.get("DeadLetterConfig")
+
+
+@_patch(
+    "moto.awslambda.models:LambdaFunction.create_from_cloudformation_json",
+    "moto.awslambda.models:LambdaFunction.update_from_cloudformation_json",
+)
+def lambda_cloudformation_properties() -> None:
+    """CloudFormation functions keep Layers, TracingConfig, Architectures, LoggingConfig, DLQ.
+
+    moto's CloudFormation model copies only a few properties; the rest were silently dropped.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    create = _original(LambdaFunction, "create_from_cloudformation_json").__func__
+    update = _original(LambdaFunction, "update_from_cloudformation_json").__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        fn = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        _apply_dropped_function_properties(fn, cloudformation_json.get("Properties", {}))
+        return fn
+
+    def update_from_cloudformation_json(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        fn = update(
+            cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
+        _apply_dropped_function_properties(fn, cloudformation_json.get("Properties", {}))
+        return fn
+
+    _replace(
+        LambdaFunction,
+        "create_from_cloudformation_json",
+        classmethod(create_from_cloudformation_json),
+    )
+    _replace(
+        LambdaFunction,
+        "update_from_cloudformation_json",
+        classmethod(update_from_cloudformation_json),
+    )
+
+
+@_patch(
+    "moto.awslambda.models:LambdaBackend.put_function_event_invoke_config",
+    "moto.awslambda.models:LambdaBackend.update_function_event_invoke_config",
+)
+def lambda_event_invoke_config_replaces() -> None:
+    """PutFunctionEventInvokeConfig replaces, UpdateFunctionEventInvokeConfig merges.
+
+    moto appended on both and always read the first, so a later config never took effect.
+    """
+    from moto.awslambda.models import EventInvokeConfig, LambdaBackend
+
+    def put(self: Any, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
+        fn = self.get_function(function_name)
+        event_config = EventInvokeConfig(fn.function_arn, fn.last_modified, config)
+        fn.event_invoke_config = [event_config]
+        return event_config.response()
+
+    def update(self: Any, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
+        fn = self.get_function(function_name)
+        merged = dict(fn.event_invoke_config[0].config) if fn.event_invoke_config else {}
+        merged.update(config)
+        return put(self, function_name, merged)
+
+    _replace(LambdaBackend, "put_function_event_invoke_config", put)
+    _replace(LambdaBackend, "update_function_event_invoke_config", update)
+
+
+# ------------------------------------------------------------------------------------------
+# (f) CloudFormation FIFO queue names
+
+
+@_patch("moto.sqs.models:Queue.create_from_cloudformation_json")
+def sqs_cloudformation_fifo_name() -> None:
+    """An unnamed FIFO queue gets a generated name ending in ".fifo", as CloudFormation does.
+
+    moto used ``Stack-Logical-RAND``, which its own Queue then rejected, failing the deploy.
+    """
+    from moto.sqs.models import Queue
+
+    create = _original(Queue, "create_from_cloudformation_json").__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        fifo = str(properties.get("FifoQueue", "")).lower() == "true"
+        if fifo and not properties.get("QueueName") and not str(resource_name).endswith(".fifo"):
+            resource_name = str(resource_name)[:75] + ".fifo"  # SQS names are at most 80 chars
+        return create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    _replace(Queue, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+
+
+@_patch("moto.events.models:EventBus.create_from_cloudformation_json")
+def events_bus_ref_is_its_name() -> None:
+    """``Ref`` to an AWS::Events::EventBus resolves to the bus name, as CloudFormation documents.
+
+    moto's EventBus has no physical id, so a Ref (e.g. a Rule's EventBusName) resolved to the
+    Python object and put_rule crashed with "'EventBus' object has no attribute 'split'".
+    """
+    from moto.events.models import EventBus
+
+    _replace(EventBus, "physical_resource_id", property(lambda self: self.name))
+
+
+# ------------------------------------------------------------------------------------------
+# (g) what an unchanged `cdk deploy` needs
+
+
+def _find_change_set(backend: Any, name: str, stack_name: str | None) -> Any:
+    if name in backend.change_sets:  # an ARN
+        return backend.change_sets[name]
+    for change_set in backend.change_sets.values():
+        if change_set.change_set_name == name and (
+            stack_name is None or stack_name in (change_set.stack_name, change_set.stack_id)
+        ):
+            return change_set
+    return None
+
+
+@_patch(
+    "moto.cloudformation.models:CloudFormationBackend.execute_change_set",
+    "moto.cloudformation.models:CloudFormationBackend.describe_change_set",
+    "moto.cloudformation.models:CloudFormationBackend.delete_change_set",
+    "moto.cloudformation.responses:CloudFormationResponse.describe_change_set",
+    "moto.cloudformation.responses:CloudFormationResponse.delete_change_set",
+)
+def cloudformation_change_sets() -> None:
+    """Change sets (how cdk deploy works) keep outputs/exports and are scoped by stack.
+
+    moto's execute_change_set never built outputs or exports (Fn::ImportValue failed), looked
+    change sets up by name across all stacks (CDK names every one ``cdk-deploy-change-set``),
+    crashed deleting a missing one and reported a missing one as a missing stack, so the second
+    deploy of any stack failed.
+    """
+    from moto.cloudformation import responses as cfn_responses
+    from moto.cloudformation.exceptions import CloudFormationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    class ChangeSetNotFound(CloudFormationError):
+        code = "ChangeSetNotFound"
+
+        def __init__(self, name: str) -> None:
+            super().__init__(f"ChangeSet [{name}] does not exist")
+
+    execute = _original(CloudFormationBackend, "execute_change_set")
+
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = _find_change_set(self, change_set_name, stack_name)
+        if change_set is None:
+            return execute(self, change_set_name, stack_name)
+        stack = self.stacks[change_set.stack_id]
+        stack.cross_stack_resources = self.exports
+        stack.resource_map.cross_stack_resources = self.exports
+        execute(self, change_set.change_set_id, stack_name)
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            self.exports[export.name] = export
+        return None
+
+    def describe_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
+        change_set = _find_change_set(self, change_set_name, stack_name)
+        if change_set is None:
+            raise ChangeSetNotFound(change_set_name)
+        return change_set
+
+    def delete_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = _find_change_set(self, change_set_name, stack_name)
+        if change_set is not None:
+            del self.change_sets[change_set.change_set_id]
+
+    def describe_response(self: Any) -> Any:
+        return cfn_responses.ActionResult(
+            self.cloudformation_backend.describe_change_set(
+                self._get_param("ChangeSetName"), self._get_param("StackName")
+            )
+        )
+
+    def delete_response(self: Any) -> Any:
+        self.cloudformation_backend.delete_change_set(
+            self._get_param("ChangeSetName"), self._get_param("StackName")
+        )
+        return cfn_responses.EmptyResult()
+
+    _replace(CloudFormationBackend, "execute_change_set", execute_change_set)
+    _replace(CloudFormationBackend, "describe_change_set", describe_change_set)
+    _replace(CloudFormationBackend, "delete_change_set", delete_change_set)
+    _replace(cfn_responses.CloudFormationResponse, "describe_change_set", describe_response)
+    _replace(cfn_responses.CloudFormationResponse, "delete_change_set", delete_response)
+
+
+@_patch("moto.cloudformation.parsing:ResourceMap.parse_ssm_parameter")
+def cloudformation_ssm_previous_value() -> None:
+    """An SSM-typed parameter whose stored value is already resolved passes through.
+
+    On update CDK sends BootstrapVersion with UsePreviousValue; moto stored the resolved "33"
+    and looked it up as a parameter name again (AttributeError -> HTTP 500).
+    """
+    from moto.cloudformation.parsing import ResourceMap
+    from moto.ssm import ssm_backends
+
+    original = _original(ResourceMap, "parse_ssm_parameter")
+
+    def parse_ssm_parameter(self: Any, value: str, value_type: str) -> Any:
+        ssm = ssm_backends[self._account_id][self._region_name]
+        if ssm.get_parameter(value) is None:
+            return value.split(",") if value_type.find("List") > 0 else value
+        return original(self, value, value_type)
+
+    _replace(ResourceMap, "parse_ssm_parameter", parse_ssm_parameter)
+
+
+@_patch(
+    "moto.cloudformation.utils:get_stack_from_s3_url",
+    "moto.cloudformation.models:get_stack_from_s3_url",
+    "moto.cloudformation.responses:get_stack_from_s3_url",
+)
+def cloudformation_template_url_loopback() -> None:
+    """Template URLs on 127.0.0.1 are path-style too (moto only knew "localhost")."""
+    import moto.cloudformation.models as cfn_models
+    import moto.cloudformation.responses as cfn_responses
+    import moto.cloudformation.utils as cfn_utils
+
+    original = _original(cfn_utils, "get_stack_from_s3_url")
+
+    def get_stack_from_s3_url(template_url: str, account_id: str, partition: str) -> str:
+        return original(
+            template_url.replace("//127.0.0.1:", "//localhost:", 1), account_id, partition
+        )
+
+    for module in (cfn_utils, cfn_models, cfn_responses):
+        _replace(module, "get_stack_from_s3_url", get_stack_from_s3_url)
+
+
+@_patch("moto.settings:moto_server_host")
+def custom_resource_callback_host() -> None:
+    """Custom-resource ResponseURLs point at the loopback server, not host.docker.internal."""
+    import moto.settings
+
+    _replace(moto.settings, "moto_server_host", lambda: "http://localhost")

@@ -1,0 +1,334 @@
+"""Apply what moto's CloudFormation skipped, or fail naming the resource type.
+
+moto creates the resource types it models and silently drops the rest (a warning, then the
+resource is None). After each deploy we read every stack's template (GetTemplate) and resources
+(ListStackResources), and for each resource of a type moto skipped either apply it through the
+public API (idempotently: a redeploy re-applies the same state) or, when we have no handler,
+refuse with the type and logical id so nothing is silently missing.
+
+Example::
+
+    reconcile_stacks("http://localhost:4566", ["streamline-dev-processing"])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamline.local.server import ACCOUNT_ID, REGION
+
+__all__ = [
+    "IGNORED_TYPES",
+    "ReconcileError",
+    "Reconciler",
+    "reconcile_stacks",
+    "skipped_types",
+]
+
+# Types with no local behaviour, each deliberately ignored.
+IGNORED_TYPES: dict[str, str] = {
+    # Only CDK's usage analytics; no runtime meaning.
+    "AWS::CDK::Metadata": "CDK analytics metadata",
+    # Unresolved conditions/wait handles are modelled as no-ops by moto itself.
+    "AWS::CloudFormation::WaitConditionHandle": "no-op in CloudFormation without signals",
+    "AWS::CloudFormation::WaitCondition": "no-op in CloudFormation without signals",
+}
+
+
+class ReconcileError(RuntimeError):
+    """A template holds a resource moto skipped and the reconciler cannot apply."""
+
+
+def skipped_types(template: Mapping[str, Any]) -> dict[str, str]:
+    """``{logical id: type}`` of resources in ``template`` that moto's CloudFormation skips."""
+    from moto.cloudformation.parsing import NULL_MODELS, get_model_map
+
+    supported = set(get_model_map()) | set(NULL_MODELS)
+    return {
+        logical_id: resource["Type"]
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource["Type"] not in supported
+        and not resource["Type"].startswith("Custom::")
+        and resource["Type"] != "AWS::CloudFormation::CustomResource"
+    }
+
+
+@dataclass
+class _Stack:
+    name: str
+    template: dict[str, Any]
+    physical: dict[str, str]  # logical id -> physical id (moto leaves skipped ones empty)
+    types: dict[str, str] = field(default_factory=dict)
+
+
+class Reconciler:
+    """Resolves intrinsic functions in one stack and applies its skipped resources."""
+
+    def __init__(self, client: Callable[[str], Any]) -> None:
+        self._client = client
+        self._exports: dict[str, str] | None = None
+        self.handlers: dict[str, Callable[[_Stack, str, dict[str, Any]], None]] = {
+            "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
+            "AWS::SNS::Subscription": self._sns_subscription,
+            "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::SQS::QueuePolicy": self._queue_policy,
+            "AWS::SNS::TopicPolicy": self._topic_policy,
+            "AWS::S3::BucketPolicy": self._bucket_policy,
+        }
+
+    # -- reading stacks ----------------------------------------------------------------------
+
+    def load(self, stack_name: str) -> _Stack:
+        cfn = self._client("cloudformation")
+        body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+        template = body if isinstance(body, dict) else json.loads(body)
+        physical: dict[str, str] = {}
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+            for summary in page["StackResourceSummaries"]:
+                if summary.get("PhysicalResourceId"):
+                    physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+        types = {lid: r["Type"] for lid, r in template.get("Resources", {}).items()}
+        return _Stack(stack_name, template, physical, types)
+
+    def reconcile(self, stack_name: str) -> list[str]:
+        """Apply every skipped resource of one stack; return ``["Type LogicalId", ...]`` applied."""
+        stack = self.load(stack_name)
+        applied: list[str] = []
+        unhandled = []
+        for logical_id, rtype in skipped_types(stack.template).items():
+            if rtype in IGNORED_TYPES:
+                continue
+            handler = self.handlers.get(rtype)
+            if handler is None:
+                unhandled.append(f"{rtype} ({logical_id})")
+                continue
+            properties = self.resolve(
+                stack, stack.template["Resources"][logical_id].get("Properties", {})
+            )
+            handler(stack, logical_id, properties)
+            applied.append(f"{rtype} {logical_id}")
+        if unhandled:
+            raise ReconcileError(
+                f"stack {stack_name}: the local cloud cannot create "
+                + ", ".join(unhandled)
+                + " (moto's CloudFormation skips these types and the reconciler has no handler)"
+            )
+        return applied
+
+    # -- intrinsic functions -----------------------------------------------------------------
+
+    def resolve(self, stack: _Stack, value: Any) -> Any:
+        """Resolve Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split, Fn::ImportValue."""
+        if isinstance(value, list):
+            return [self.resolve(stack, v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self._ref(stack, arg)
+            if key == "Fn::GetAtt":
+                logical_id, attr = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self._get_att(stack, logical_id, attr)
+            if key == "Fn::Join":
+                sep, parts = arg
+                return sep.join(str(p) for p in self.resolve(stack, parts))
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(stack, items)[int(self.resolve(stack, index))]
+            if key == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(stack, text)).split(sep)
+            if key == "Fn::ImportValue":
+                return self._import(str(self.resolve(stack, arg)))
+            if key == "Fn::Sub":
+                return self._sub(stack, arg)
+            if key.startswith("Fn::"):
+                raise ReconcileError(f"stack {stack.name}: unsupported intrinsic {key}")
+        return {k: self.resolve(stack, v) for k, v in value.items()}
+
+    _PSEUDO = {
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Region": REGION,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+    def _ref(self, stack: _Stack, name: str) -> Any:
+        if name in self._PSEUDO:
+            return self._PSEUDO[name]
+        if name == "AWS::StackName":
+            return stack.name
+        if name in stack.physical:
+            return stack.physical[name]
+        if name in stack.template.get("Parameters", {}):
+            return self._parameter(stack, name)
+        raise ReconcileError(f"stack {stack.name}: cannot resolve Ref {name}")
+
+    def _parameter(self, stack: _Stack, name: str) -> str:
+        cfn = self._client("cloudformation")
+        described = cfn.describe_stacks(StackName=stack.name)["Stacks"][0]
+        for parameter in described.get("Parameters", []):
+            if parameter["ParameterKey"] == name:
+                return str(parameter.get("ResolvedValue") or parameter["ParameterValue"])
+        default = stack.template["Parameters"][name].get("Default")
+        if default is None:
+            raise ReconcileError(f"stack {stack.name}: parameter {name} has no value")
+        return str(default)
+
+    def _import(self, name: str) -> str:
+        if self._exports is None:
+            cfn = self._client("cloudformation")
+            self._exports = {}
+            for page in cfn.get_paginator("list_exports").paginate():
+                self._exports.update({e["Name"]: e["Value"] for e in page["Exports"]})
+        if name not in self._exports:
+            raise ReconcileError(f"no export named {name}")
+        return self._exports[name]
+
+    def _sub(self, stack: _Stack, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        resolved = {k: self.resolve(stack, v) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"  # ${!Literal}
+            if name in resolved:
+                return str(resolved[name])
+            if "." in name:
+                logical_id, attr = name.split(".", 1)
+                return str(self._get_att(stack, logical_id, attr))
+            return str(self._ref(stack, name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def _get_att(self, stack: _Stack, logical_id: str, attr: str) -> str:
+        rtype = stack.types.get(logical_id)
+        physical = stack.physical.get(logical_id)
+        if rtype is None or physical is None:
+            raise ReconcileError(f"stack {stack.name}: cannot resolve {logical_id}.{attr}")
+        arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
+        if rtype == "AWS::SQS::Queue":
+            name = physical.rsplit("/", 1)[-1]
+            return {"Arn": arn.format("sqs", name), "QueueName": name, "QueueUrl": physical}[attr]
+        if rtype == "AWS::Lambda::Function" and attr == "Arn":
+            return (
+                physical
+                if physical.startswith("arn:")
+                else arn.format("lambda", f"function:{physical}")
+            )
+        if rtype == "AWS::SNS::Topic":
+            return {"TopicArn": physical, "TopicName": physical.rsplit(":", 1)[-1]}[attr]
+        if rtype == "AWS::Kinesis::Stream" and attr == "Arn":
+            return arn.format("kinesis", f"stream/{physical}")
+        if rtype == "AWS::DynamoDB::Table":
+            if attr == "Arn":
+                return arn.format("dynamodb", f"table/{physical}")
+            if attr == "StreamArn":
+                table = self._client("dynamodb").describe_table(TableName=physical)["Table"]
+                return str(table["LatestStreamArn"])
+        if rtype == "AWS::Events::EventBus" and attr in ("Arn", "Name"):
+            return arn.format("events", f"event-bus/{physical}") if attr == "Arn" else physical
+        if rtype == "AWS::S3::Bucket" and attr == "Arn":
+            return f"arn:aws:s3:::{physical}"
+        if rtype == "AWS::IAM::Role" and attr == "Arn":
+            return f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+        if rtype == "AWS::Logs::LogGroup" and attr == "Arn":
+            return arn.format("logs", f"log-group:{physical}:*")
+        if rtype == "AWS::StepFunctions::StateMachine" and attr == "Arn":
+            return physical
+        if rtype == "AWS::Events::Rule" and attr == "Arn":
+            if physical.startswith("arn:"):
+                return physical
+            # moto names a rule on a custom bus "<bus>|<rule>"; its ARN puts the bus in the path
+            bus, _, rule = physical.rpartition("|")
+            return arn.format("events", f"rule/{bus + '/' if bus else ''}{rule}")
+        if attr == "Arn" and physical.startswith("arn:"):
+            return physical  # types whose physical id already is their ARN
+        raise ReconcileError(f"stack {stack.name}: cannot resolve Fn::GetAtt {logical_id}.{attr}")
+
+    # -- handlers (each idempotent) ----------------------------------------------------------
+
+    def _event_invoke_config(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        kwargs: dict[str, Any] = {"FunctionName": p["FunctionName"]}
+        for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"):
+            if key in p:
+                kwargs[key] = p[key]
+        if p.get("Qualifier") not in (None, "$LATEST"):
+            kwargs["Qualifier"] = p["Qualifier"]
+        self._client("lambda").put_function_event_invoke_config(**kwargs)
+
+    def _sns_subscription(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        sns = self._client("sns")
+        attributes: dict[str, str] = {}
+        for key in ("RawMessageDelivery", "FilterPolicyScope"):
+            if key in p:
+                attributes[key] = str(p[key]).lower() if key == "RawMessageDelivery" else p[key]
+        for key in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
+            if key in p:
+                attributes[key] = p[key] if isinstance(p[key], str) else json.dumps(p[key])
+        existing = None
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+            TopicArn=p["TopicArn"]
+        ):
+            for sub in page["Subscriptions"]:
+                if sub["Protocol"] == p["Protocol"] and sub["Endpoint"] == p.get("Endpoint"):
+                    existing = sub["SubscriptionArn"]
+        if existing is None:
+            sns.subscribe(
+                TopicArn=p["TopicArn"],
+                Protocol=p["Protocol"],
+                Endpoint=p.get("Endpoint", ""),
+                Attributes=attributes,
+                ReturnSubscriptionArn=True,
+            )
+        else:
+            for name, value in attributes.items():
+                sns.set_subscription_attributes(
+                    SubscriptionArn=existing, AttributeName=name, AttributeValue=value
+                )
+
+    def _alarm(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        kwargs = dict(p)
+        # CloudFormation generates a name; a stable one keeps redeploys idempotent.
+        kwargs.setdefault("AlarmName", f"{stack.name}-{logical_id}")
+        self._client("cloudwatch").put_metric_alarm(**kwargs)
+
+    def _queue_policy(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        sqs = self._client("sqs")
+        policy = json.dumps(p["PolicyDocument"])
+        for queue_url in p["Queues"]:
+            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+
+    def _topic_policy(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        sns = self._client("sns")
+        policy = json.dumps(p["PolicyDocument"])
+        for topic_arn in p["Topics"]:
+            sns.set_topic_attributes(
+                TopicArn=topic_arn, AttributeName="Policy", AttributeValue=policy
+            )
+
+    def _bucket_policy(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
+        self._client("s3").put_bucket_policy(
+            Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"])
+        )
+
+
+def reconcile_stacks(endpoint_url: str, stack_names: list[str]) -> dict[str, list[str]]:
+    """Reconcile each stack in order (dependencies first, as CDK deployed them)."""
+    from streamline.local.cloud import make_client
+
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in clients:
+            clients[service] = make_client(service, endpoint_url)
+        return clients[service]
+
+    reconciler = Reconciler(client)
+    return {name: reconciler.reconcile(name) for name in stack_names}

@@ -1,0 +1,63 @@
+"""Shared fixtures for the local-cloud tests.
+
+``cloud`` is ONE LocalCloud per test session (per xdist worker): moto's state is process-global,
+so a process runs one cloud at a time. Tests deploy fixture apps into it and must not assume an
+empty cloud (name resources uniquely, or read them from stack outputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamline.local.cloud import LocalCloud
+from streamline.local.contracts import ManualClock
+from tests.local.deployed import Deployed
+
+FIXTURE_APPS = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # moto warns about every CloudFormation type it skips; the reconciler applies those or
+    # fails naming them, so the warnings are noise in test reports.
+    config.addinivalue_line("filterwarnings", "ignore:Tried to parse:UserWarning")
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """A started LocalCloud on a free port with its state dir under pytest's tmp dir.
+
+    Its clock is a ManualClock running at real speed: tests ``advance`` it to make a retry
+    minute or a record's age pass at once instead of waiting for it.
+    """
+    with LocalCloud(
+        port=None, state_dir=tmp_path_factory.mktemp("local-cloud"), clock=ManualClock()
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def tiny_outputs(cloud: LocalCloud) -> dict[str, str]:
+    """The tiny fixture app (one of each reconciled resource type), deployed once."""
+    return cloud.deploy(FIXTURE_APPS / "tiny")["streamline-tiny"]
+
+
+@pytest.fixture(scope="session")
+def deployed(cloud: LocalCloud) -> Deployed:
+    """The conformance fixture app (not ours), deployed once with the unchanged CDK CLI."""
+    return Deployed(cloud=cloud, outputs=cloud.deploy(FIXTURE_APPS / "conformance")["conformance"])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the shared cloud and the tests that start their own moto server in separate workers.
+
+    moto's state is process-global: a test harness with a fake invoker running beside the
+    session cloud would have both engines serve the same mappings. With ``--dist loadgroup``
+    each group runs in one worker process.
+    """
+    cloud_fixtures = {"cloud", "deployed", "tiny_outputs"}
+    for item in items:
+        uses_cloud = bool(cloud_fixtures & set(getattr(item, "fixturenames", ())))
+        item.add_marker(pytest.mark.xdist_group("cloud" if uses_cloud else "own-moto"))

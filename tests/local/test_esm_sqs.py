@@ -1,0 +1,371 @@
+"""SQS event source mappings against a real moto server and a scripted fake invoker (items 1-13).
+
+Queues, functions and mappings are created through boto3 (public APIs); the engine runs
+in-process exactly as the local cloud runs it. Visibility timeouts are 1-2 s to keep this fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from streamline.local.contracts import SystemClock
+from streamline.local.esm import EsmEngine
+from streamline.local.esm.testing import MotoHarness, ScriptedInvoker, wait_until
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoHarness]:
+    with MotoHarness() as harness:
+        yield harness
+
+
+class Env:
+    """One test's queue, function, fake invoker and engine."""
+
+    def __init__(self, moto: MotoHarness, tmp_path: Any) -> None:
+        self.moto = moto
+        self.sqs = moto.client("sqs")
+        self.lam = moto.client("lambda")
+        self.invoker = ScriptedInvoker(lambda event, call: {})
+        self.engine = EsmEngine(
+            moto.backends, self.invoker, tmp_path, SystemClock(), poll_interval=0.05
+        )
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.function_arn = moto.create_function(self.name, timeout=1)
+
+    def queue(self, *, vt: int = 1, fifo: bool = False, **attributes: str) -> tuple[str, str]:
+        name = self.name + (".fifo" if fifo else "")
+        attrs = {"VisibilityTimeout": str(vt), **attributes}
+        if fifo:
+            attrs["FifoQueue"] = "true"
+        url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return url, arn
+
+    def mapping(self, arn: str, **kwargs: Any) -> str:
+        return str(
+            self.lam.create_event_source_mapping(
+                EventSourceArn=arn, FunctionName=self.name, **kwargs
+            )["UUID"]
+        )
+
+    def depth(self, url: str) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+
+@pytest.fixture
+def env(moto: MotoHarness, tmp_path: Any) -> Iterator[Env]:
+    environment = Env(moto, tmp_path)
+    environment.engine.start()
+    yield environment
+    environment.engine.stop()
+    _delete_all_mappings(moto)
+
+
+def _delete_all_mappings(moto: MotoHarness) -> None:
+    """Each test's engine sees every mapping in the shared server: leave none behind."""
+    client = moto.client("lambda")
+    for mapping in client.list_event_source_mappings()["EventSourceMappings"]:
+        client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def _send(env: Env, url: str, bodies: list[str]) -> None:
+    for body in bodies:
+        env.sqs.send_message(QueueUrl=url, MessageBody=body)
+
+
+# -- items 1-3: responses ------------------------------------------------------------------
+def test_item_01_success_forms_delete_the_batch(env: Env) -> None:
+    forms = [{}, None, "", [], {"batchItemFailures": []}, {"batchItemFailures": None}]
+    env.invoker.handler = lambda event, call: forms[len(env.invoker.calls) % len(forms) - 1]
+    url, arn = env.queue()
+    env.mapping(arn, BatchSize=1, FunctionResponseTypes=["ReportBatchItemFailures"])
+    _send(env, url, [f"m{i}" for i in range(6)])
+    wait_until(lambda: len(env.invoker.calls) >= 6 and env.depth(url) == 0)
+    time.sleep(1.3)  # past the visibility timeout: nothing comes back
+    assert len(env.invoker.calls) == 6
+
+
+def test_item_02_error_and_malformed_response_fail_the_whole_batch(env: Env) -> None:
+    url, arn = env.queue()
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        body = event["Records"][0]["body"]
+        first = event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+        if body == "raise" and first:
+            raise RuntimeError("boom")
+        if body == "malformed" and first:
+            return {"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}
+        return {}
+
+    env.invoker.handler = handler
+    env.mapping(arn, BatchSize=1, FunctionResponseTypes=["ReportBatchItemFailures"])
+    _send(env, url, ["raise", "malformed"])
+    wait_until(lambda: env.depth(url) == 0, timeout=10)
+    counts = sorted(
+        (r["body"], r["attributes"]["ApproximateReceiveCount"]) for r in env.invoker.records()
+    )
+    assert counts == [("malformed", "1"), ("malformed", "2"), ("raise", "1"), ("raise", "2")]
+
+
+def test_item_03_batch_item_failures_ignored_without_report_batch_item_failures(env: Env) -> None:
+    url, arn = env.queue()
+    env.invoker.handler = lambda event, call: {
+        "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
+    }
+    env.mapping(arn, BatchSize=10)
+    _send(env, url, ["a", "b"])
+    wait_until(lambda: env.depth(url) == 0)
+    time.sleep(1.3)
+    assert sorted(env.invoker.bodies()) == ["a", "b"]
+
+
+# -- SQS -------------------------------------------------------------------------------------
+def test_item_04_success_deletes_failure_returns_after_visibility_timeout(env: Env) -> None:
+    url, arn = env.queue(vt=2)
+    env.invoker.handler = lambda event, call: (
+        (_ for _ in ()).throw(RuntimeError("first try fails"))
+        if event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+        else {}
+    )
+    env.mapping(arn, BatchSize=1)
+    _send(env, url, ["x"])
+    wait_until(lambda: len(env.invoker.calls) >= 2, timeout=10)
+    first, second = env.invoker.calls[:2]
+    # The mapping never changed visibility: the retry came only after the 2 s timeout.
+    assert second.started - first.started >= 1.9
+    wait_until(lambda: env.depth(url) == 0)
+
+
+def test_item_05_partial_failure_keeps_only_listed_message_ids(env: Env) -> None:
+    url, arn = env.queue(vt=1)
+    _send(env, url, ["ok1", "bad", "ok2"])
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"
+            ]
+            if len(env.invoker.calls) == 1
+            else []
+        }
+
+    env.invoker.handler = handler
+    env.mapping(
+        arn,
+        BatchSize=10,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    wait_until(lambda: len(env.invoker.calls) >= 2, timeout=10)
+    assert sorted(r["body"] for r in env.invoker.calls[0].records) == ["bad", "ok1", "ok2"]
+    assert [r["body"] for r in env.invoker.calls[1].records] == ["bad"]
+    wait_until(lambda: env.depth(url) == 0)
+
+
+def test_item_06_receive_count_rises_and_redrive_moves_to_dlq(env: Env) -> None:
+    dlq_url = env.sqs.create_queue(QueueName=env.name + "-dlq")["QueueUrl"]
+    dlq_arn = env.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    url, arn = env.queue(
+        vt=1, RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    )
+
+    def fail(event: dict[str, Any], call: Any) -> Any:
+        raise RuntimeError("always")
+
+    env.invoker.handler = fail
+    env.mapping(arn, BatchSize=1)
+    _send(env, url, ["poison"])
+    moved = wait_until(
+        lambda: env.sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=0).get("Messages"),
+        timeout=10,
+    )
+    assert moved[0]["Body"] == "poison"
+    counts = [r["attributes"]["ApproximateReceiveCount"] for r in env.invoker.records()]
+    assert counts == ["1", "2"]  # delivered exactly maxReceiveCount times, no own retry count
+
+
+def test_item_07_batch_closes_at_batch_size_and_window_validated(env: Env) -> None:
+    url, arn = env.queue(vt=5)
+    _send(env, url, [f"m{i}" for i in range(25)])
+    with pytest.raises(ClientError, match="MaximumBatchingWindowInSeconds"):
+        env.mapping(arn, BatchSize=25)
+    _, fifo_arn = env.queue(fifo=True)
+    with pytest.raises(ClientError, match="BatchSize"):
+        env.mapping(fifo_arn, BatchSize=11, MaximumBatchingWindowInSeconds=1)
+    env.mapping(
+        arn, BatchSize=20, MaximumBatchingWindowInSeconds=1, ScalingConfig={"MaximumConcurrency": 2}
+    )
+    wait_until(lambda: len(env.invoker.records()) >= 25)
+    sizes = sorted(len(c.records) for c in env.invoker.calls)
+    assert sizes[-1] == 20 and sum(sizes) == 25
+
+
+def test_item_07_batching_window_gathers_messages_sent_over_time(env: Env) -> None:
+    url, arn = env.queue(vt=10)
+    env.mapping(
+        arn, BatchSize=50, MaximumBatchingWindowInSeconds=2, ScalingConfig={"MaximumConcurrency": 2}
+    )
+    time.sleep(0.3)
+    for i in range(5):
+        _send(env, url, [f"w{i}"])
+        time.sleep(0.1)
+    wait_until(lambda: len(env.invoker.records()) >= 5, timeout=10)
+    assert len(env.invoker.calls[0].records) == 5  # one batch, closed by the window
+
+
+def test_item_08_fifo_group_order_kept_while_other_groups_flow(env: Env) -> None:
+    url, arn = env.queue(vt=2, fifo=True, ContentBasedDeduplication="true")
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        record = event["Records"][0]
+        if record["body"] == "a1" and record["attributes"]["ApproximateReceiveCount"] == "1":
+            raise RuntimeError("a1 fails once")
+        return {}
+
+    env.invoker.handler = handler
+    for body, group in [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B"), ("b2", "B")]:
+        env.sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group)
+    env.mapping(arn, BatchSize=1)
+    wait_until(lambda: len(env.invoker.calls) >= 6, timeout=15)
+    bodies = env.invoker.bodies()
+    group_a = [b for b in bodies if b.startswith("a")]
+    assert group_a == ["a1", "a1", "a2", "a3"]
+    # B flowed while a1 was failing (before its redelivery).
+    assert bodies.index("b2") < len(bodies) - 1 - bodies[::-1].index("a1")
+
+
+def test_item_09_filtered_out_messages_are_deleted_without_invocation(env: Env) -> None:
+    url, arn = env.queue()
+    env.mapping(
+        arn,
+        BatchSize=10,
+        FilterCriteria={"Filters": [{"Pattern": json.dumps({"body": {"kind": ["keep"]}})}]},
+    )
+    _send(env, url, [json.dumps({"kind": "keep", "n": 1}), json.dumps({"kind": "drop"}), "plain"])
+    wait_until(lambda: env.depth(url) == 0)
+    assert [json.loads(b)["n"] for b in env.invoker.bodies()] == [1]
+
+
+def test_item_10_record_shape(env: Env) -> None:
+    url, arn = env.queue(fifo=True)
+    env.mapping(arn, BatchSize=1)
+    env.sqs.send_message(
+        QueueUrl=url,
+        MessageBody="hello",
+        MessageGroupId="g",
+        MessageDeduplicationId="d1",
+        MessageAttributes={
+            "color": {"DataType": "String", "StringValue": "red"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+        MessageSystemAttributes={
+            "AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-abc-def;Sampled=1"}
+        },
+    )
+    (record,) = wait_until(env.invoker.records)
+    assert list(record)[:5] == [
+        "messageId",
+        "receiptHandle",
+        "body",
+        "attributes",
+        "messageAttributes",
+    ]
+    assert record["body"] == "hello"
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == arn
+    assert record["awsRegion"] == "us-east-1"
+    assert record["md5OfBody"] == "5d41402abc4b2a76b9719d911017c592"
+    attrs = record["attributes"]
+    assert set(attrs) == {
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "SenderId",
+        "ApproximateFirstReceiveTimestamp",
+        "MessageGroupId",
+        "MessageDeduplicationId",
+        "SequenceNumber",
+        "AWSTraceHeader",
+    }
+    assert attrs["ApproximateReceiveCount"] == "1" and attrs["MessageGroupId"] == "g"
+    assert attrs["AWSTraceHeader"] == "Root=1-abc-def;Sampled=1"
+    assert env.invoker.calls[0].trace_header == "Root=1-abc-def;Sampled=1"
+    assert record["messageAttributes"]["color"] == {
+        "stringValue": "red",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
+    assert record["messageAttributes"]["blob"]["dataType"] == "Binary"
+
+
+def test_item_11_mapping_refused_when_visibility_timeout_below_function_timeout(env: Env) -> None:
+    _, arn = env.queue(vt=5)
+    env.lam.update_function_configuration(FunctionName=env.name, Timeout=30)
+    with pytest.raises(ClientError) as caught:
+        env.mapping(arn)
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "Queue visibility timeout: 5 seconds is less than Function timeout: 30 seconds" in str(
+        caught.value
+    )
+
+
+def test_item_12_enable_disable_update_delete_reconciled_within_a_second(env: Env) -> None:
+    url, arn = env.queue()
+    mapping = env.mapping(arn, BatchSize=1, Enabled=False)
+    _send(env, url, ["while-disabled"])
+    time.sleep(0.6)
+    assert env.invoker.calls == []
+    assert env.engine.status()[-1]["state"] == "Disabled"
+    env.lam.update_event_source_mapping(UUID=mapping, Enabled=True)
+    wait_until(lambda: env.invoker.bodies() == ["while-disabled"], timeout=1.5)
+    env.lam.update_event_source_mapping(
+        UUID=mapping, BatchSize=10, MaximumBatchingWindowInSeconds=1
+    )
+    time.sleep(0.3)
+    _send(env, url, ["u1", "u2", "u3"])
+    wait_until(lambda: len(env.invoker.records()) >= 4, timeout=3)
+    assert max(len(c.records) for c in env.invoker.calls) == 3
+    env.lam.delete_event_source_mapping(UUID=mapping)
+    time.sleep(0.5)
+    _send(env, url, ["after-delete"])
+    time.sleep(0.8)
+    assert "after-delete" not in env.invoker.bodies()
+    assert all(s["uuid"] != mapping for s in env.engine.status())
+
+
+def test_item_13_maximum_concurrency_caps_concurrent_invocations(env: Env) -> None:
+    url, arn = env.queue(vt=10)
+    env.invoker.delay = 0.15
+    env.mapping(arn, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2})
+    _send(env, url, [f"c{i}" for i in range(10)])
+    wait_until(lambda: len(env.invoker.calls) >= 10, timeout=10)
+    assert env.invoker.max_in_flight == 2
+
+
+def test_engine_idle_reflects_backlog_and_in_flight(env: Env) -> None:
+    url, arn = env.queue()
+    env.invoker.delay = 0.3
+    env.mapping(arn, BatchSize=1)
+    _send(env, url, ["a"])
+    wait_until(lambda: env.invoker.in_flight == 1)
+    assert not env.engine.idle()
+    wait_until(env.engine.idle, timeout=5)
+    assert env.depth(url) == 0
