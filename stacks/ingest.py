@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from constructs import Construct
@@ -51,6 +51,16 @@ class IngestStack(Stack):
         self.orders_table.grant(
             self.ingest_function.function, "dynamodb:GetItem", "dynamodb:PutItem"
         )
+        # What producers, ops tooling and tests look up (by output key, never by physical name).
+        outputs = {
+            "OrderEventsStreamName": self.stream.stream_name,
+            "OrderEventsStreamArn": self.stream.stream_arn,
+            "OrdersTableName": self.orders_table.table_name,
+            "IngestFunctionName": self.ingest_function.function.function_name,
+            "IngestFailureQueueUrl": self.ingest.failure_queue.queue_url,
+        }
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
 
     def _build_stream(self) -> kinesis.Stream:
         return kinesis.Stream(

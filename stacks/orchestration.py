@@ -1,4 +1,4 @@
-"""Orchestration: the `recovery` Step Functions workflow, its four task functions and its stores.
+"""Orchestration: the `recovery` Step Functions workflow, its five task functions and its stores.
 
 State shapes (the contract with functions/recovery/handler.py):
 
@@ -16,10 +16,20 @@ State shapes (the contract with functions/recovery/handler.py):
   "replayError" {"Error", "Cause"}); their results are discarded. replay raises
   TransientReplayError (retried with backoff here) or ReplayAttemptsExhausted (then the record
   is quarantined).
-- acknowledge gets {"source", "receiptHandles"} once per source: the handles of messages none
-  of whose records failed (a stream failure message expands into several records).
+- The item Map turns each item into an outcome {"recordId", "receiptHandle", "outcome"}
+  ("quarantined" | "replayed" | "failed").
+- acknowledge gets {"source", "records": [<outcome>...]} once per source, always (also with no
+  records). It deletes (DeleteMessageBatch) the messages none of whose records failed (a stream
+  failure message expands into several records) and returns the source result
+  {"source": name, "quarantined", "replayed", "failed" (record ids), "deleted": n, ["error"]}.
+  When drain or acknowledge itself fails, a Pass state returns the same shape with empty lists
+  and "error" (acknowledge: also "unsettled", the number of records not settled).
+- summarize gets {"sources": [<source result>...]} and returns the workflow output.
 - Workflow output: {"quarantined", "replayed", "failed" (counts), "quarantinedRecords",
-  "sources": [{"source": name, "quarantined", "replayed", "failed" (record ids), ["error"]}]}.
+  "sources": [<source result>...]}.
+
+No JSONPath filter expressions (`[?(...)]`) anywhere: on an empty or non-matching list they
+fail the state (States.Runtime). Decisions over lists are made in Python (orderflow.recovery).
 """
 
 from __future__ import annotations
@@ -137,6 +147,8 @@ class OrchestrationStack(Stack):
         self.acknowledge_function = self._recovery_function(
             "Acknowledge", "acknowledge", settings, {}
         )
+        # pure computation over the state: no grants beyond logs and X-Ray (see _build_definition)
+        self.summarize_function = self._recovery_function("Summarize", "summarize", settings, {})
         self._grant(ingest, processing)
         self.state_machine = self._build_state_machine()
         self.schedule = self._build_schedule()
@@ -396,29 +408,20 @@ class OrchestrationStack(Stack):
                 }
             ),
         )
-        collect = sfn.Pass(
-            self,
-            "Collect",
-            parameters={
-                "sources": sfn.JsonPath.list_at("$.results"),
-                "quarantinedRecords": sfn.JsonPath.list_at("$.results[*].quarantined[*]"),
-                "replayedRecords": sfn.JsonPath.list_at("$.results[*].replayed[*]"),
-                "failedRecords": sfn.JsonPath.list_at("$.results[*].failed[*]"),
-            },
+        # The run's summary is computed by a fifth, tiny function (recovery.handler.summarize;
+        # its role has no data permissions): no ASL intrinsic flattens the per-source id lists
+        # into quarantinedRecords or sums counts over a list, and the JSONPath ways to do so
+        # (filters, nested wildcards) fail on empty or non-matching lists.
+        summarize = self._add_service_retry(
+            self._lambda_task(
+                "Summarize",
+                self.summarize_function,
+                payload=sfn.TaskInput.from_object({"sources": sfn.JsonPath.list_at("$.results")}),
+                # {quarantined, replayed, failed (counts), quarantinedRecords, sources}
+                output_path="$.Payload",
+            )
         )
-        summary = sfn.Pass(
-            self,
-            "Summary",
-            parameters={
-                "quarantined": sfn.JsonPath.array_length(
-                    sfn.JsonPath.list_at("$.quarantinedRecords")
-                ),
-                "replayed": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.replayedRecords")),
-                "failed": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.failedRecords")),
-                "quarantinedRecords": sfn.JsonPath.list_at("$.quarantinedRecords"),
-                "sources": sfn.JsonPath.list_at("$.sources"),
-            },
-        )
+        # no Catch: without a summary the run is failed, which raises RecoveryExecutionsFailed
         done = sfn.Succeed(self, "Done")
         publish = tasks.SnsPublish(
             self,
@@ -445,7 +448,7 @@ class OrchestrationStack(Stack):
             .when(sfn.Condition.number_greater_than("$.quarantined", 0), publish.next(done))
             .otherwise(done)
         )
-        return build_sources.next(for_each_source).next(collect).next(summary).next(any_quarantined)
+        return build_sources.next(for_each_source).next(summarize).next(any_quarantined)
 
     def _per_item(self) -> sfn.IChainable:
         """Classify -> (wait -> replay | quarantine) -> {recordId, receiptHandle, outcome}."""
@@ -516,35 +519,26 @@ class OrchestrationStack(Stack):
         )
 
     def _per_source(self) -> sfn.IChainable:
-        """Drain -> each item -> delete the messages whose records were all handled.
+        """Drain -> each item -> acknowledge (settle outcomes, delete handled messages).
 
-        Step Functions caps a state at 256 KB: each step below replaces what it consumed
-        (items -> outcomes -> record ids + handles -> deletable handles) instead of adding to it.
+        Step Functions caps a state at 256 KB: each step replaces what it consumed (items ->
+        outcomes -> record ids per outcome) instead of adding to it. Which messages may be
+        deleted (none of their records failed) and the outcome lists are computed in Python
+        (orderflow.recovery.settle_outcomes), never with JSONPath filter expressions: those
+        raise States.Runtime on a list without a match.
         """
-        by_outcome = "$.records[?(@.outcome {} '{}')].{}"
-        outcome_lists = {
-            "quarantined": sfn.JsonPath.list_at(by_outcome.format("==", "quarantined", "recordId")),
-            "replayed": sfn.JsonPath.list_at(by_outcome.format("==", "replayed", "recordId")),
-            "failed": sfn.JsonPath.list_at(by_outcome.format("==", "failed", "recordId")),
+        empty_outcomes: dict[str, Any] = {
+            "quarantined": [],
+            "replayed": [],
+            "failed": [],
+            "deleted": 0,
         }
-        kept = {
-            "source": sfn.JsonPath.object_at("$.source"),
-            **{name: sfn.JsonPath.list_at(f"$.{name}") for name in outcome_lists},
-        }
-        source_result = sfn.Pass(
-            self,
-            "SourceResult",
-            parameters={
-                "source": sfn.JsonPath.string_at("$.source.name"),
-                **{name: sfn.JsonPath.list_at(f"$.{name}") for name in outcome_lists},
-            },
-        )
         drain_failed = sfn.Pass(
             self,
             "DrainFailed",
             parameters={
                 "source": sfn.JsonPath.string_at("$.source.name"),
-                **{name: [] for name in outcome_lists},
+                **empty_outcomes,
                 "error": sfn.JsonPath.object_at("$.error"),
             },
         )
@@ -578,42 +572,7 @@ class OrchestrationStack(Stack):
         )
         for_each_item.item_processor(self._per_item())
 
-        # A stream failure message expands into several records sharing one receipt handle:
-        # delete a message only if none of its records failed (else all come back next run).
-        split = sfn.Pass(
-            self,
-            "SplitOutcomes",
-            parameters={
-                **kept,
-                **outcome_lists,
-                "handled": sfn.JsonPath.list_at(by_outcome.format("!=", "failed", "receiptHandle")),
-                "failedHandles": sfn.JsonPath.list_at(
-                    by_outcome.format("==", "failed", "receiptHandle")
-                ),
-            },
-        )
-        mark_blocked = sfn.Map(
-            self,
-            "MarkBlockedHandles",
-            items_path="$.handled",
-            item_selector={
-                "handle": sfn.JsonPath.string_at("$$.Map.Item.Value"),
-                "blocked": sfn.JsonPath.array_contains(
-                    sfn.JsonPath.list_at("$.failedHandles"),
-                    sfn.JsonPath.string_at("$$.Map.Item.Value"),
-                ),
-            },
-            result_path="$.handled",
-        )
-        mark_blocked.item_processor(sfn.Pass(self, "KeepHandle"))
-        deletable = sfn.Pass(
-            self,
-            "DeletableHandles",
-            parameters={
-                **kept,
-                "receiptHandles": sfn.JsonPath.list_at("$.handled[?(@.blocked == false)].handle"),
-            },
-        )
+        # Always called, also with no records (it then deletes nothing): no Choice on the list.
         acknowledge = self._add_service_retry(
             self._lambda_task(
                 "Acknowledge",
@@ -621,29 +580,29 @@ class OrchestrationStack(Stack):
                 payload=sfn.TaskInput.from_object(
                     {
                         "source": sfn.JsonPath.object_at("$.source"),
-                        "receiptHandles": sfn.JsonPath.list_at("$.receiptHandles"),
+                        "records": sfn.JsonPath.list_at("$.records"),
                     }
                 ),
-                result_path=sfn.JsonPath.DISCARD,
+                output_path="$.Payload",  # {source, quarantined, replayed, failed, deleted}
             )
         )
-        # an undeleted message is only seen again next run: replays and sinks are idempotent
+        # Delete errors come back as the result's "error"; this catches the function itself
+        # failing. Its messages stay undeleted and come back next run (replays and sinks are
+        # idempotent, quarantined records are quarantined again), so only the count is kept.
+        acknowledge_failed = sfn.Pass(
+            self,
+            "AcknowledgeFailed",
+            parameters={
+                "source": sfn.JsonPath.string_at("$.source.name"),
+                **empty_outcomes,
+                "unsettled": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.records")),
+                "error": sfn.JsonPath.object_at("$.acknowledgeError"),
+            },
+        )
         acknowledge.add_catch(
-            source_result, errors=["States.ALL"], result_path="$.acknowledgeError"
+            acknowledge_failed, errors=["States.ALL"], result_path="$.acknowledgeError"
         )
-        acknowledge.next(source_result)
-        anything_to_delete = (
-            sfn.Choice(self, "AnythingToAcknowledge")
-            .when(sfn.Condition.is_present("$.receiptHandles[0]"), acknowledge)
-            .otherwise(source_result)
-        )
-        return (
-            drain.next(for_each_item)
-            .next(split)
-            .next(mark_blocked)
-            .next(deletable)
-            .next(anything_to_delete)
-        )
+        return drain.next(for_each_item).next(acknowledge)
 
     def _build_state_machine(self) -> sfn.StateMachine:
         log_group = logs.LogGroup(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -147,6 +147,23 @@ class ProcessingStack(Stack):
         )
         self.fulfilment.queue.grant_send_messages(self.changes_function.function)
         self.notifications.queue.grant_send_messages(self.changes_function.function)
+        # What producers, ops tooling and tests look up (by output key, never by physical name).
+        outputs = {
+            "EffectsTableName": self.effects_table.table_name,
+            "FulfilmentQueueUrl": self.fulfilment.queue.queue_url,
+            "FulfilmentDlqUrl": self.fulfilment.dead_letter_queue.queue_url,
+            "NotificationsQueueUrl": self.notifications.queue.queue_url,
+            "NotificationsDlqUrl": self.notifications.dead_letter_queue.queue_url,
+            "NotifyFailuresQueueUrl": self.notify_failures.queue_url,
+            "ChangesFailureQueueUrl": self.changes.failure_queue.queue_url,
+            "AuditBusName": self.audit_bus.event_bus_name,
+            "ChangesFunctionName": self.changes_function.function.function_name,
+            "FulfilFunctionName": self.fulfil_function.function.function_name,
+            "NotifyFunctionName": self.notify_function.function.function_name,
+            "NotifierFunctionName": self.notifier_function.function.function_name,
+        }
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
 
     def _grant_effects(self, fn: PipelineFunction) -> None:
         # orderflow.dal.effects: one conditional put per effect (exactly-once sink), plus reads

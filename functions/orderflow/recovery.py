@@ -1,8 +1,9 @@
 """Pure core of the recovery workflow: read failure messages, classify records, build payloads.
 
-The four Step Functions tasks in ``recovery/handler.py`` are thin: they do the I/O (receive,
-re-read streams, publish, S3, the ledger) and call these functions for every decision, so the
-rules are tested without AWS.
+The Step Functions tasks in ``recovery/handler.py`` are thin: they do the I/O (receive,
+re-read streams, publish, S3, the ledger, deletes) and call these functions for every decision
+(classification, which messages are deletable, the run's summary), so the rules are tested
+without AWS and the state machine needs no JSONPath filter expressions.
 
 Failure message kinds (``source.kind``) and what they hold:
 
@@ -27,9 +28,10 @@ Example::
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +46,10 @@ __all__ = [
     "DestinationFailure",
     "DlqMessage",
     "FailedRecord",
+    "Outcome",
     "PoisonEnvelope",
     "ReplayAttemptsExhausted",
+    "SourceOutcomes",
     "StreamBatchFailure",
     "TransientReplayError",
     "backoff_seconds",
@@ -55,6 +59,8 @@ __all__ = [
     "partition_key_for",
     "quarantine_key",
     "record_id_for",
+    "settle_outcomes",
+    "summarize_sources",
     "synthetic_stream_event",
 ]
 
@@ -329,3 +335,108 @@ def quarantine_key(source_name: str, record_id: str) -> str:
     """Deterministic S3 key: quarantining the same record twice overwrites one object."""
     safe = "".join(ch if ch.isalnum() or ch in "-_.#" else "_" for ch in record_id)
     return f"quarantine/{source_name}/{safe.replace('#', '/')}.json"
+
+
+# --- outcomes: what acknowledge deletes and what the workflow reports ---------------------
+
+
+class Outcome(enum.StrEnum):
+    """How the workflow's item Map ended for one record (its ``outcome`` field)."""
+
+    QUARANTINED = "quarantined"
+    REPLAYED = "replayed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutcomes:
+    """One source's records by outcome (record ids) and the receipt handles safe to delete."""
+
+    quarantined: list[str]
+    replayed: list[str]
+    failed: list[str]
+    deletable: list[str]
+
+    def to_state(self, source_name: str, deleted: int = 0) -> dict[str, Any]:
+        return {
+            "source": source_name,
+            "quarantined": self.quarantined,
+            "replayed": self.replayed,
+            "failed": self.failed,
+            "deleted": deleted,
+        }
+
+
+def _outcome_of(record: Mapping[str, Any]) -> Outcome:
+    try:
+        return Outcome(str(record.get("outcome", "")))
+    except ValueError:
+        # Unknown or missing: never delete on a guess; the message comes back next run.
+        return Outcome.FAILED
+
+
+def settle_outcomes(records: Iterable[Mapping[str, Any]]) -> SourceOutcomes:
+    """Group the item Map's outcomes of one source and decide which messages to delete.
+
+    A message is deletable when none of its records failed: a stream failure message expands
+    into several records sharing one receipt handle, and deleting it while one of them failed
+    would lose that record (kept, all of them come back next run; replays are idempotent).
+    Record ids and handles are deduplicated in first-seen order.
+
+    Example::
+
+        >>> settle_outcomes([
+        ...     {"recordId": "a", "receiptHandle": "m1", "outcome": "replayed"},
+        ...     {"recordId": "b", "receiptHandle": "m1", "outcome": "failed"},
+        ...     {"recordId": "c", "receiptHandle": "m2", "outcome": "quarantined"},
+        ... ]).deletable
+        ['m2']
+    """
+    ids: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
+    handled: dict[str, None] = {}
+    blocked: set[str] = set()
+    for record in records:
+        outcome = _outcome_of(record)
+        record_id = str(record.get("recordId") or "")
+        if record_id:
+            ids[outcome][record_id] = None
+        handle = str(record.get("receiptHandle") or "")
+        if not handle:
+            continue
+        if outcome is Outcome.FAILED:
+            blocked.add(handle)
+        else:
+            handled[handle] = None
+    return SourceOutcomes(
+        quarantined=list(ids[Outcome.QUARANTINED]),
+        replayed=list(ids[Outcome.REPLAYED]),
+        failed=list(ids[Outcome.FAILED]),
+        deletable=[handle for handle in handled if handle not in blocked],
+    )
+
+
+def _ids(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The workflow output: outcome counts over every source, quarantined ids, per-source results.
+
+    Example::
+
+        >>> summarize_sources([{"source": "s", "quarantined": ["s#1"], "replayed": [],
+        ...                     "failed": [], "deleted": 1}])["quarantined"]
+        1
+    """
+    totals: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
+    for source in sources:
+        for outcome in Outcome:
+            totals[outcome].update(dict.fromkeys(_ids(source.get(outcome.value))))
+    quarantined = list(totals[Outcome.QUARANTINED])
+    return {
+        "quarantined": len(quarantined),
+        "replayed": len(totals[Outcome.REPLAYED]),
+        "failed": len(totals[Outcome.FAILED]),
+        "quarantinedRecords": quarantined,
+        "sources": [dict(source) for source in sources],
+    }

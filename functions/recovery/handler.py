@@ -1,4 +1,5 @@
-"""Recovery workflow tasks (Step Functions): ``drain``, ``replay``, ``quarantine``, ``acknowledge``.
+"""Recovery workflow tasks (Step Functions): ``drain``, ``replay``, ``quarantine``, ``acknowledge``,
+``summarize`` (one Lambda function each).
 
 State shapes (one source = one failure queue and the target its records return to)::
 
@@ -12,7 +13,13 @@ State shapes (one source = one failure queue and the target its records return t
     replay({"source": source, "item": item})          (or the item's fields beside "source")
       -> {"recordId", "attempts", "target"}; raises ReplayAttemptsExhausted / TransientReplayError
     quarantine({"source": source, "item": item})       -> {"recordId", "bucket", "s3Key", "reason"}
-    acknowledge({"source": source, "receiptHandles": [...]}) -> {"deleted": n, "failed": [...]}
+    acknowledge({"source": source, "records": [{"recordId", "receiptHandle", "outcome"}...]})
+      -> {"source": name, "quarantined": [ids], "replayed": [ids], "failed": [ids],
+          "deleted": n, ["error": {"Error", "Cause"}]}
+         outcome is "quarantined" | "replayed" | "failed"; deletes the messages none of whose
+         records failed; with no records it deletes nothing and returns empty lists.
+    summarize({"sources": [<acknowledge result>...]})
+      -> {"quarantined", "replayed", "failed" (counts), "quarantinedRecords", "sources"}
 
 Target types: ``kinesis`` (PutRecord, partition key = order id), ``sqs`` (SendMessage; FIFO
 group = order id), ``lambda`` (synchronous invoke of the changes function with a synthetic
@@ -51,6 +58,8 @@ from orderflow.recovery import (
     parse_failure_message,
     partition_key_for,
     quarantine_key,
+    settle_outcomes,
+    summarize_sources,
     synthetic_stream_event,
 )
 from orderflow.settings import QuarantineSettings, ReplaySettings, load_settings
@@ -65,6 +74,7 @@ __all__ = [
     "drain",
     "quarantine",
     "replay",
+    "summarize",
 ]
 
 # Records re-read per stream failure message: bisect keeps failed ranges small; more than
@@ -260,11 +270,54 @@ def quarantine(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def acknowledge(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Delete handled messages from the failure queue (DeleteMessageBatch, deduplicated)."""
-    handles = [str(handle) for handle in event.get("receiptHandles", []) if handle]
-    if not handles:
-        return {"deleted": 0, "failed": []}
-    deleted, failed = FailureQueue(event["source"]["queueUrl"]).delete(handles)
-    if failed:
-        logger.warning("Some failure messages were not deleted", extra={"count": len(failed)})
-    return {"deleted": deleted, "failed": failed}
+    """Settle one source: group its records by outcome and delete the fully handled messages.
+
+    Called once per source, also with no records (then nothing is deleted). A delete that
+    fails is reported under ``error`` instead of raised: the outcomes still reach the summary,
+    and an undeleted message only comes back next run (replays and sinks are idempotent).
+    """
+    source = event["source"]
+    name = str(source["name"])
+    records = event.get("records")
+    settled = settle_outcomes(records if isinstance(records, list) else [])
+    result = settled.to_state(name)
+    if not settled.deletable:
+        return result
+    try:
+        deleted, undeleted = FailureQueue(str(source["queueUrl"])).delete(settled.deletable)
+    except Exception as exc:
+        logger.exception("Deleting handled failure messages failed", extra={"source": name})
+        result["error"] = {"Error": type(exc).__name__, "Cause": describe(exc)}
+        return result
+    result["deleted"] = deleted
+    if undeleted:
+        logger.warning(
+            "Some failure messages were not deleted",
+            extra={"source": name, "count": len(undeleted)},
+        )
+        result["error"] = {
+            "Error": "DeleteMessageBatchFailed",
+            "Cause": f"{len(undeleted)} of {len(settled.deletable)} messages not deleted",
+        }
+    logger.info(
+        "Acknowledged source",
+        extra={
+            "source": name,
+            "deleted": deleted,
+            **{key: len(result[key]) for key in ("quarantined", "replayed", "failed")},
+        },
+    )
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def summarize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The workflow output from every source's result (counts over sources, quarantined ids)."""
+    sources = event.get("sources")
+    summary = summarize_sources(sources if isinstance(sources, list) else [])
+    logger.info(
+        "Recovery run summary",
+        extra={key: summary[key] for key in ("quarantined", "replayed", "failed")},
+    )
+    return summary

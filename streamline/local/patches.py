@@ -771,6 +771,217 @@ def events_bus_ref_is_its_name() -> None:
     _replace(EventBus, "physical_resource_id", property(lambda self: self.name))
 
 
+@_patch(
+    "moto.cloudwatch.models:CloudWatchBackend.put_metric_alarm",
+    "moto.cloudformation.parsing:get_model_list",
+    "moto.cloudformation.parsing:get_model_map",
+)
+def cloudwatch_alarm_cloudformation() -> None:
+    """CloudFormation creates AWS::CloudWatch::Alarm (moto skipped it with a warning).
+
+    A skipped alarm broke every template that refers to one: a dashboard's alarm widget takes
+    ``Fn::GetAtt Alarm.Arn``, and moto failed the whole stack ("references undefined
+    resource"). The model below creates the alarm through moto's own CloudWatch backend, so its
+    name and ARN resolve like any other resource's. Metric-math alarms keep their queries.
+    """
+    from moto.cloudformation import parsing
+    from moto.cloudwatch.models import (
+        CloudWatchBackend,
+        Dimension,
+        Metric,
+        MetricDataQuery,
+        MetricStat,
+        cloudwatch_backends,
+    )
+    from moto.core.common_models import CloudFormationModel
+
+    def queries(metrics: list[dict[str, Any]] | None) -> list[Any] | None:
+        if not metrics:
+            return None
+        out = []
+        for query in metrics:
+            stat = query.get("MetricStat")
+            metric_stat = None
+            if stat:
+                metric = stat["Metric"]
+                metric_stat = MetricStat(
+                    metric=Metric(
+                        metric_name=metric.get("MetricName"),
+                        namespace=metric.get("Namespace"),
+                        dimensions=[
+                            Dimension(name=d["Name"], value=d["Value"])
+                            for d in metric.get("Dimensions", [])
+                        ],
+                    ),
+                    period=stat.get("Period"),
+                    stat=stat.get("Stat"),
+                    unit=stat.get("Unit"),
+                )
+            out.append(
+                MetricDataQuery(
+                    query_id=query.get("Id"),
+                    label=query.get("Label"),
+                    period=query.get("Period"),
+                    return_data=query.get("ReturnData"),
+                    expression=query.get("Expression"),
+                    metric_stat=metric_stat,
+                )
+            )
+        return out
+
+    class CloudFormationAlarm(CloudFormationModel):
+        """The CloudFormation face of a moto CloudWatch alarm (registered by subclassing)."""
+
+        def __init__(self, alarm: Any) -> None:
+            self.alarm = alarm
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.alarm.name)
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Arn":
+                return str(self.alarm.alarm_arn)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CloudFormationAlarm:
+            p = cloudformation_json["Properties"]
+            backend: CloudWatchBackend = cloudwatch_backends[account_id][region_name]
+            alarm = backend.put_metric_alarm(
+                name=p.get("AlarmName") or resource_name,
+                namespace=p.get("Namespace"),
+                metric_name=p.get("MetricName"),
+                metric_data_queries=queries(p.get("Metrics")),
+                comparison_operator=p["ComparisonOperator"],
+                evaluation_periods=int(p["EvaluationPeriods"]),
+                datapoints_to_alarm=(
+                    int(p["DatapointsToAlarm"]) if p.get("DatapointsToAlarm") else None
+                ),
+                period=int(p["Period"]) if p.get("Period") else None,  # type: ignore[arg-type]
+                threshold=float(p["Threshold"]) if "Threshold" in p else None,  # type: ignore[arg-type]
+                statistic=p.get("Statistic"),
+                extended_statistic=p.get("ExtendedStatistic"),
+                description=p.get("AlarmDescription"),
+                dimensions=p.get("Dimensions", []),
+                alarm_actions=p.get("AlarmActions", []),
+                ok_actions=p.get("OKActions", []),
+                insufficient_data_actions=p.get("InsufficientDataActions", []),
+                unit=p.get("Unit"),
+                actions_enabled=p.get("ActionsEnabled", True),
+                treat_missing_data=p.get("TreatMissingData"),
+                tags=p.get("Tags", []),
+            )
+            return cls(alarm)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> CloudFormationAlarm:
+            return cls.create_from_cloudformation_json(
+                new_resource_name, cloudformation_json, account_id, region_name
+            )
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> None:
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    # moto caches its model list; drop the cache so the new subclass is found.
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    if hasattr(parsing, "get_name_type_map"):
+        parsing.get_name_type_map.cache_clear()
+
+
+# The local endpoint is plain HTTP on loopback; it stands in for AWS's TLS endpoints, so a
+# request to it is what aws:SecureTransport=true describes.
+LOCAL_REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
+
+
+@_patch(
+    "moto.iam.access_control:IAMPolicyStatement.is_action_permitted",
+    "moto.iam.policy_conditions:CONDITION_OPERATIONS",
+    "moto.s3.models:FakeBucket.get_permission",
+)
+def policy_conditions_apply_only_when_true() -> None:
+    """A policy statement whose Condition does not hold does not apply (IAM's rule).
+
+    moto turned any statement with an unmet condition into an explicit DENY, so the TLS-only
+    statement CDK adds to every bucket ("Deny s3:* if aws:SecureTransport is false") denied all
+    object writes. Bucket policies are now evaluated with the request context of the local
+    endpoint (LOCAL_REQUEST_CONTEXT), unmet conditions make a statement neutral, and the
+    ``Bool`` operator is evaluated (moto treated operators it lacks as always true).
+    """
+    from moto.iam import policy_conditions
+    from moto.iam.access_control import IAMPolicyStatement
+
+    def bool_equals(expected: list[str] | str, actual: str) -> bool:
+        values = expected if isinstance(expected, list) else [expected]
+        return str(actual).lower() in {str(v).lower() for v in values}
+
+    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
+    from moto.s3.models import FakeBucket
+
+    _replace(
+        IAMPolicyStatement,
+        "is_action_permitted",
+        _rewrite_method(
+            IAMPolicyStatement,
+            "is_action_permitted",
+            [
+                (
+                    "if not self._check_conditions(incoming_condition_values):\n"
+                    "            return PermissionResult.DENIED",
+                    "if not self._check_conditions(incoming_condition_values):\n"
+                    "            return PermissionResult.NEUTRAL",
+                )
+            ],
+        ),
+    )
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        from moto.iam.access_control import IAMPolicy, PermissionResult
+
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = IAMPolicy(self.policy.decode())
+        return policy.is_action_permitted(
+            action, resource, incoming_condition_values=dict(LOCAL_REQUEST_CONTEXT)
+        )
+
+    _replace(FakeBucket, "get_permission", get_permission)
+
+
 # ------------------------------------------------------------------------------------------
 # (g) what an unchanged `cdk deploy` needs
 

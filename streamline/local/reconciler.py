@@ -74,7 +74,6 @@ class Reconciler:
         self.handlers: dict[str, Callable[[_Stack, str, dict[str, Any]], None]] = {
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::SNS::Subscription": self._sns_subscription,
-            "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::SQS::QueuePolicy": self._queue_policy,
             "AWS::SNS::TopicPolicy": self._topic_policy,
             "AWS::S3::BucketPolicy": self._bucket_policy,
@@ -292,12 +291,6 @@ class Reconciler:
                 sns.set_subscription_attributes(
                     SubscriptionArn=existing, AttributeName=name, AttributeValue=value
                 )
-
-    def _alarm(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
-        kwargs = dict(p)
-        # CloudFormation generates a name; a stable one keeps redeploys idempotent.
-        kwargs.setdefault("AlarmName", f"{stack.name}-{logical_id}")
-        self._client("cloudwatch").put_metric_alarm(**kwargs)
 
     def _queue_policy(self, stack: _Stack, logical_id: str, p: dict[str, Any]) -> None:
         sqs = self._client("sqs")

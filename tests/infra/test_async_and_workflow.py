@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
 
 from .support import Synth, iter_states, resources, state_machine_definition
+
+PER_SOURCE_TASKS = {"Drain", "Replay", "Quarantine", "Acknowledge"}
 
 LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
@@ -112,20 +115,25 @@ def test_replay_retries_transient_errors_with_backoff_and_quarantines_when_exhau
 def test_every_lambda_task_retries_lambda_service_errors(dev: Synth) -> None:
     states = dict(iter_states(state_machine_definition(dev.json("orchestration"))["States"]))
     tasks = {n: s for n, s in states.items() if s.get("Resource", "").endswith("lambda:invoke")}
-    assert set(tasks) == {"Drain", "Replay", "Quarantine", "Acknowledge"}
+    assert set(tasks) == PER_SOURCE_TASKS | {"Summarize"}
     for name, task in tasks.items():
         retried = {error for rule in task["Retry"] for error in rule["ErrorEquals"]}
         assert retried >= LAMBDA_SERVICE_ERRORS, name
-        assert task["Catch"], name
+    # a source's failure is caught so the other sources go on; a failed summary fails the run
+    assert all(tasks[name]["Catch"] for name in PER_SOURCE_TASKS)
+    assert "Catch" not in tasks["Summarize"]
 
 
-def test_summary_counts_outcomes_and_notices_only_when_something_was_quarantined(
+def test_summary_is_computed_by_summarize_and_notices_only_when_something_was_quarantined(
     dev: Synth,
 ) -> None:
     states = dict(iter_states(state_machine_definition(dev.json("orchestration"))["States"]))
-    assert states["Summary"]["Parameters"]["quarantined.$"] == (
-        "States.ArrayLength($.quarantinedRecords)"
-    )
+    assert states["ForEachSource"]["ResultPath"] == "$.results"
+    assert states["ForEachSource"]["Next"] == "Summarize"
+    summarize = states["Summarize"]
+    assert summarize["Parameters"]["Payload"] == {"sources.$": "$.results"}
+    assert summarize["OutputPath"] == "$.Payload"
+    assert summarize["Next"] == "AnyQuarantined"
     choice = states["AnyQuarantined"]
     assert choice["Choices"] == [
         {"Variable": "$.quarantined", "NumericGreaterThan": 0, "Next": "NotifyQuarantined"}
@@ -135,21 +143,54 @@ def test_summary_counts_outcomes_and_notices_only_when_something_was_quarantined
     assert states["Done"]["Type"] == "Succeed"
 
 
-def test_messages_are_deleted_only_when_none_of_their_records_failed(dev: Synth) -> None:
+def test_every_source_is_acknowledged_with_its_outcomes_and_no_choice(dev: Synth) -> None:
     states = dict(iter_states(state_machine_definition(dev.json("orchestration"))["States"]))
     assert states["ForEachItem"]["ResultPath"] == "$.records"  # outcomes replace the items
-    split = states["SplitOutcomes"]["Parameters"]
-    assert split["failedHandles.$"] == "$.records[?(@.outcome == 'failed')].receiptHandle"
-    assert split["handled.$"] == "$.records[?(@.outcome != 'failed')].receiptHandle"
-    blocked = states["MarkBlockedHandles"]["ItemSelector"]["blocked.$"]
-    assert blocked == "States.ArrayContains($.failedHandles, $$.Map.Item.Value)"
-    deletable = states["DeletableHandles"]["Parameters"]
-    assert deletable["receiptHandles.$"] == "$.handled[?(@.blocked == false)].handle"
-    assert states["AnythingToAcknowledge"]["Choices"][0]["Variable"] == "$.receiptHandles[0]"
-    assert states["Acknowledge"]["Parameters"]["Payload"] == {
-        "source.$": "$.source",
-        "receiptHandles.$": "$.receiptHandles",
+    assert states["ItemResult"]["Parameters"] == {
+        "recordId.$": "$.item.recordId",
+        "receiptHandle.$": "$.item.receiptHandle",
+        "outcome.$": "$.outcome",
     }
+    assert states["ForEachItem"]["Next"] == "Acknowledge"
+    acknowledge = states["Acknowledge"]
+    assert acknowledge["Parameters"]["Payload"] == {
+        "source.$": "$.source",
+        "records.$": "$.records",
+    }
+    assert acknowledge["OutputPath"] == "$.Payload"
+    assert acknowledge["End"] is True
+    assert [c["Next"] for c in acknowledge["Catch"]] == ["AcknowledgeFailed"]
+    for failed in ("DrainFailed", "AcknowledgeFailed"):
+        params = states[failed]["Parameters"]
+        assert params["source.$"] == "$.source.name"
+        assert (params["quarantined"], params["replayed"], params["failed"]) == ([], [], [])
+        assert params["deleted"] == 0
+    assert states["AcknowledgeFailed"]["Parameters"]["unsettled.$"] == (
+        "States.ArrayLength($.records)"
+    )
+    choices = sorted(name for name, state in states.items() if state["Type"] == "Choice")
+    assert choices == ["AnyQuarantined", "Classify"]
+
+
+def test_definition_has_no_jsonpath_filters_or_runtime_array_lookups(dev: Synth) -> None:
+    # filter expressions fail the state (States.Runtime) on an empty or non-matching list
+    definition = json.dumps(state_machine_definition(dev.json("orchestration")))
+    assert "[?(" not in definition
+    assert "States.ArrayContains" not in definition
+    assert "[0]" not in definition
+
+
+def test_summarize_function_has_no_data_permissions(dev: Synth) -> None:
+    orchestration = dev.pipeline.orchestration
+    role = dev.logical_id(orchestration.summarize_function.role)
+    actions = {
+        action
+        for policy in resources(dev.json("orchestration"), "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in _actions(statement)
+    }
+    assert {action.split(":")[0] for action in actions} <= {"xray", "logs"}, actions
 
 
 def test_schedule_starts_the_workflow_every_15_minutes(stage: Synth) -> None:

@@ -74,7 +74,7 @@ def test_every_function_has_its_own_role(stage: Synth) -> None:
     for concern in CONCERNS:
         for function in resources(stage.json(concern), "AWS::Lambda::Function").values():
             roles.append(json.dumps(function["Properties"]["Role"]))
-    assert len(roles) == 9
+    assert len(roles) == 10  # 5 pipeline + 5 recovery task functions
     assert len(set(roles)) == len(roles)
 
 
@@ -106,6 +106,7 @@ CONTRACT_ENVIRONMENT = {
     "recovery-replay": {"RECOVERY_TABLE", "MAX_REPLAY_ATTEMPTS"},
     "recovery-quarantine": {"RECOVERY_TABLE", "QUARANTINE_BUCKET"},
     "recovery-acknowledge": set(),
+    "recovery-summarize": set(),
 }
 COMMON_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME",

@@ -1,12 +1,16 @@
 """SQS event source mappings against a real moto server and a scripted fake invoker (items 1-13).
 
 Queues, functions and mappings are created through boto3 (public APIs); the engine runs
-in-process exactly as the local cloud runs it. Visibility timeouts are 1-2 s to keep this fast.
+in-process exactly as the local cloud runs it. Short visibility timeouts (1-2 s) are used only
+where a test needs a redelivery; elsewhere they are long, so a slow (loaded) machine never sees an
+unexpected one. Tests wait on engine and queue state, never on fixed sleeps: batching windows are
+closed by advancing a ManualClock.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from streamline.local.contracts import SystemClock
+from streamline.local.contracts import ManualClock, SystemClock
 from streamline.local.esm import EsmEngine
 from streamline.local.esm.testing import MotoHarness, ScriptedInvoker, wait_until
 
@@ -29,13 +33,14 @@ def moto() -> Iterator[MotoHarness]:
 class Env:
     """One test's queue, function, fake invoker and engine."""
 
-    def __init__(self, moto: MotoHarness, tmp_path: Any) -> None:
+    def __init__(self, moto: MotoHarness, tmp_path: Any, clock: Any = None) -> None:
         self.moto = moto
         self.sqs = moto.client("sqs")
         self.lam = moto.client("lambda")
         self.invoker = ScriptedInvoker(lambda event, call: {})
+        self.clock = clock or SystemClock()
         self.engine = EsmEngine(
-            moto.backends, self.invoker, tmp_path, SystemClock(), poll_interval=0.05
+            moto.backends, self.invoker, tmp_path, self.clock, poll_interval=0.05
         )
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.function_arn = moto.create_function(self.name, timeout=1)
@@ -58,30 +63,53 @@ class Env:
             )["UUID"]
         )
 
-    def depth(self, url: str) -> int:
+    def counts(self, url: str) -> tuple[int, int]:
+        """(visible, in flight) messages of the queue."""
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(
-            attrs["ApproximateNumberOfMessagesNotVisible"]
+        return (
+            int(attrs["ApproximateNumberOfMessages"]),
+            int(attrs["ApproximateNumberOfMessagesNotVisible"]),
         )
+
+    def depth(self, url: str) -> int:
+        return sum(self.counts(url))
 
 
 @pytest.fixture
 def env(moto: MotoHarness, tmp_path: Any) -> Iterator[Env]:
+    # Each test's engine sees every mapping in the process-global moto: start and end clean.
+    moto.delete_all_mappings()
     environment = Env(moto, tmp_path)
     environment.engine.start()
     yield environment
     environment.engine.stop()
-    _delete_all_mappings(moto)
+    moto.delete_all_mappings()
 
 
-def _delete_all_mappings(moto: MotoHarness) -> None:
-    """Each test's engine sees every mapping in the shared server: leave none behind."""
-    client = moto.client("lambda")
-    for mapping in client.list_event_source_mappings()["EventSourceMappings"]:
-        client.delete_event_source_mapping(UUID=mapping["UUID"])
+@pytest.fixture
+def clocked_env(moto: MotoHarness, tmp_path: Any) -> Iterator[Env]:
+    """An Env whose engine runs on a ManualClock (real speed; ``advance`` jumps ahead)."""
+    moto.delete_all_mappings()
+    environment = Env(moto, tmp_path, ManualClock())
+    environment.engine.start()
+    yield environment
+    environment.engine.stop()
+    moto.delete_all_mappings()
+
+
+def _pass_window(env: Env, done: Any, seconds: float = 300) -> Any:
+    """Advance the engine's clock past a batching window until ``done()`` is truthy."""
+    clock = env.clock
+    assert isinstance(clock, ManualClock)
+
+    def advanced() -> Any:
+        clock.advance(seconds)
+        return done()
+
+    return wait_until(advanced)
 
 
 def _send(env: Env, url: str, bodies: list[str]) -> None:
@@ -91,14 +119,16 @@ def _send(env: Env, url: str, bodies: list[str]) -> None:
 
 # -- items 1-3: responses ------------------------------------------------------------------
 def test_item_01_success_forms_delete_the_batch(env: Env) -> None:
-    forms = [{}, None, "", [], {"batchItemFailures": []}, {"batchItemFailures": None}]
+    forms: list[Any] = [{}, None, "", [], {"batchItemFailures": []}, {"batchItemFailures": None}]
     env.invoker.handler = lambda event, call: forms[len(env.invoker.calls) % len(forms) - 1]
-    url, arn = env.queue()
+    # A long visibility timeout: a message that was not deleted stays in flight (depth > 0).
+    url, arn = env.queue(vt=30)
     env.mapping(arn, BatchSize=1, FunctionResponseTypes=["ReportBatchItemFailures"])
     _send(env, url, [f"m{i}" for i in range(6)])
     wait_until(lambda: len(env.invoker.calls) >= 6 and env.depth(url) == 0)
-    time.sleep(1.3)  # past the visibility timeout: nothing comes back
-    assert len(env.invoker.calls) == 6
+    wait_until(env.engine.idle)
+    assert sorted(env.invoker.bodies()) == [f"m{i}" for i in range(6)]
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in env.invoker.records()} == {"1"}
 
 
 def test_item_02_error_and_malformed_response_fail_the_whole_batch(env: Env) -> None:
@@ -124,14 +154,14 @@ def test_item_02_error_and_malformed_response_fail_the_whole_batch(env: Env) -> 
 
 
 def test_item_03_batch_item_failures_ignored_without_report_batch_item_failures(env: Env) -> None:
-    url, arn = env.queue()
+    url, arn = env.queue(vt=30)  # a message left undeleted would stay in flight (depth > 0)
     env.invoker.handler = lambda event, call: {
         "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
     }
     env.mapping(arn, BatchSize=10)
     _send(env, url, ["a", "b"])
     wait_until(lambda: env.depth(url) == 0)
-    time.sleep(1.3)
+    wait_until(env.engine.idle)
     assert sorted(env.invoker.bodies()) == ["a", "b"]
 
 
@@ -202,8 +232,9 @@ def test_item_06_receive_count_rises_and_redrive_moves_to_dlq(env: Env) -> None:
     assert counts == ["1", "2"]  # delivered exactly maxReceiveCount times, no own retry count
 
 
-def test_item_07_batch_closes_at_batch_size_and_window_validated(env: Env) -> None:
-    url, arn = env.queue(vt=5)
+def test_item_07_batch_closes_at_batch_size_and_window_validated(clocked_env: Env) -> None:
+    env = clocked_env
+    url, arn = env.queue(vt=30)
     _send(env, url, [f"m{i}" for i in range(25)])
     with pytest.raises(ClientError, match="MaximumBatchingWindowInSeconds"):
         env.mapping(arn, BatchSize=25)
@@ -211,24 +242,40 @@ def test_item_07_batch_closes_at_batch_size_and_window_validated(env: Env) -> No
     with pytest.raises(ClientError, match="BatchSize"):
         env.mapping(fifo_arn, BatchSize=11, MaximumBatchingWindowInSeconds=1)
     env.mapping(
-        arn, BatchSize=20, MaximumBatchingWindowInSeconds=1, ScalingConfig={"MaximumConcurrency": 2}
+        arn,
+        BatchSize=20,
+        MaximumBatchingWindowInSeconds=300,
+        ScalingConfig={"MaximumConcurrency": 2},
     )
-    wait_until(lambda: len(env.invoker.records()) >= 25)
-    sizes = sorted(len(c.records) for c in env.invoker.calls)
-    assert sizes[-1] == 20 and sum(sizes) == 25
+    # The full batch closes at BatchSize at once; the window (never passing by itself here)
+    # still holds the remaining five.
+    wait_until(lambda: [len(c.records) for c in env.invoker.calls] == [20])
+    wait_until(lambda: env.counts(url) == (0, 5))  # 20 deleted, 5 held in the open window
+    assert len(env.invoker.calls) == 1
+    _pass_window(env, lambda: len(env.invoker.records()) >= 25)
+    assert [len(c.records) for c in env.invoker.calls] == [20, 5]
 
 
-def test_item_07_batching_window_gathers_messages_sent_over_time(env: Env) -> None:
-    url, arn = env.queue(vt=10)
+def test_item_07_batching_window_gathers_messages_sent_over_time(clocked_env: Env) -> None:
+    env = clocked_env
+    url, arn = env.queue(vt=30)
     env.mapping(
-        arn, BatchSize=50, MaximumBatchingWindowInSeconds=2, ScalingConfig={"MaximumConcurrency": 2}
+        arn,
+        BatchSize=50,
+        MaximumBatchingWindowInSeconds=300,
+        ScalingConfig={"MaximumConcurrency": 2},
     )
-    time.sleep(0.3)
-    for i in range(5):
+    _send(env, url, ["w0"])
+    wait_until(lambda: env.counts(url) == (0, 1))  # received: the window is open
+    for i in range(1, 5):
         _send(env, url, [f"w{i}"])
-        time.sleep(0.1)
-    wait_until(lambda: len(env.invoker.records()) >= 5, timeout=10)
-    assert len(env.invoker.calls[0].records) == 5  # one batch, closed by the window
+        gathered = (0, i + 1)
+        wait_until(lambda: env.counts(url) == gathered)  # noqa: B023 (used at once)
+    assert env.invoker.calls == []  # the window has not passed yet
+    _pass_window(env, lambda: env.invoker.calls)
+    assert [r["body"] for r in env.invoker.calls[0].records] == [f"w{i}" for i in range(5)]
+    wait_until(lambda: env.depth(url) == 0)
+    assert len(env.invoker.calls) == 1  # one batch, closed by the window
 
 
 def test_item_08_fifo_group_order_kept_while_other_groups_flow(env: Env) -> None:
@@ -327,45 +374,58 @@ def test_item_11_mapping_refused_when_visibility_timeout_below_function_timeout(
     )
 
 
-def test_item_12_enable_disable_update_delete_reconciled_within_a_second(env: Env) -> None:
-    url, arn = env.queue()
+def _state(env: Env, mapping: str) -> str | None:
+    return next((s["state"] for s in env.engine.status() if s["uuid"] == mapping), None)
+
+
+def test_item_12_enable_disable_update_delete_are_reconciled(env: Env) -> None:
+    url, arn = env.queue(vt=30)
     mapping = env.mapping(arn, BatchSize=1, Enabled=False)
     _send(env, url, ["while-disabled"])
-    time.sleep(0.6)
+    wait_until(lambda: _state(env, mapping) == "Disabled")
+    time.sleep(0.3)  # several engine polls: a disabled mapping receives nothing
     assert env.invoker.calls == []
-    assert env.engine.status()[-1]["state"] == "Disabled"
+    assert env.counts(url) == (1, 0)
     env.lam.update_event_source_mapping(UUID=mapping, Enabled=True)
-    wait_until(lambda: env.invoker.bodies() == ["while-disabled"], timeout=1.5)
+    wait_until(lambda: env.invoker.bodies() == ["while-disabled"])
     env.lam.update_event_source_mapping(
         UUID=mapping, BatchSize=10, MaximumBatchingWindowInSeconds=1
     )
-    time.sleep(0.3)
-    _send(env, url, ["u1", "u2", "u3"])
-    wait_until(lambda: len(env.invoker.records()) >= 4, timeout=3)
+    wait_until(lambda: getattr(env.engine.running_config(mapping), "batch_size", None) == 10)
+    env.sqs.send_message_batch(  # at once: the 1 s window is not a test of send latency
+        QueueUrl=url, Entries=[{"Id": b, "MessageBody": b} for b in ("u1", "u2", "u3")]
+    )
+    wait_until(lambda: len(env.invoker.records()) >= 4)
     assert max(len(c.records) for c in env.invoker.calls) == 3
     env.lam.delete_event_source_mapping(UUID=mapping)
-    time.sleep(0.5)
+    wait_until(lambda: _state(env, mapping) is None)
+    wait_until(env.engine.idle)
     _send(env, url, ["after-delete"])
-    time.sleep(0.8)
+    time.sleep(0.3)  # several engine polls: a deleted mapping receives nothing
     assert "after-delete" not in env.invoker.bodies()
-    assert all(s["uuid"] != mapping for s in env.engine.status())
+    assert env.counts(url) == (1, 0)
 
 
 def test_item_13_maximum_concurrency_caps_concurrent_invocations(env: Env) -> None:
-    url, arn = env.queue(vt=10)
+    url, arn = env.queue(vt=30)
+    # Every call lasts 0.15 s, and the first ones wait until two run at once: a loaded machine
+    # cannot hide the concurrency, and a third concurrent call would be seen.
     env.invoker.delay = 0.15
-    env.mapping(arn, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2})
+    env.invoker.overlap = 2
     _send(env, url, [f"c{i}" for i in range(10)])
-    wait_until(lambda: len(env.invoker.calls) >= 10, timeout=10)
+    env.mapping(arn, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2})
+    wait_until(lambda: len(env.invoker.calls) >= 10 and env.depth(url) == 0)
     assert env.invoker.max_in_flight == 2
 
 
 def test_engine_idle_reflects_backlog_and_in_flight(env: Env) -> None:
-    url, arn = env.queue()
-    env.invoker.delay = 0.3
+    url, arn = env.queue(vt=30)
+    release = threading.Event()
+    env.invoker.handler = lambda event, call: release.wait(10) and {}
     env.mapping(arn, BatchSize=1)
     _send(env, url, ["a"])
     wait_until(lambda: env.invoker.in_flight == 1)
-    assert not env.engine.idle()
-    wait_until(env.engine.idle, timeout=5)
+    assert not env.engine.idle()  # a batch in flight
+    release.set()
+    wait_until(env.engine.idle)
     assert env.depth(url) == 0

@@ -94,18 +94,18 @@ class Env:
 
 @pytest.fixture
 def env(moto: MotoHarness, tmp_path: Any) -> Iterator[Env]:
+    # Each test's engine sees every mapping in the process-global moto: start and end clean.
+    moto.delete_all_mappings()
     environment = Env(moto, tmp_path)
     environment.engine.start()
     yield environment
     environment.engine.stop()
-    _delete_all_mappings(moto)
+    moto.delete_all_mappings()
 
 
-def _delete_all_mappings(moto: MotoHarness) -> None:
-    """Each test's engine sees every mapping in the shared server: leave none behind."""
-    client = moto.client("lambda")
-    for mapping in client.list_event_source_mappings()["EventSourceMappings"]:
-        client.delete_event_source_mapping(UUID=mapping["UUID"])
+def _shard_status(env: Env, mapping: str) -> dict[str, Any]:
+    status = next((s for s in env.engine.status() if s["uuid"] == mapping), None)
+    return dict((status or {}).get("shards") or {})
 
 
 def _fail(event: dict[str, Any], call: Any) -> Any:
@@ -234,6 +234,7 @@ def test_item_17_bisect_splits_without_using_retry_attempts(env: Env) -> None:
 
 
 def test_item_18_record_age_exceeded_is_never_delivered(moto: MotoHarness, tmp_path: Any) -> None:
+    moto.delete_all_mappings()
     clock = ManualClock()
     env = Env(moto, tmp_path, clock)
     arn = env.stream()
@@ -257,13 +258,15 @@ def test_item_18_record_age_exceeded_is_never_delivered(moto: MotoHarness, tmp_p
         assert record["KinesisBatchInfo"]["batchSize"] == 2
         # The shard moved on: with no age limit the next record is delivered (and only it).
         env.lam.update_event_source_mapping(UUID=mapping, MaximumRecordAgeInSeconds=-1)
-        time.sleep(0.3)
+        wait_until(
+            lambda: getattr(env.engine.running_config(mapping), "max_record_age", None) == -1
+        )
         env.put({"old": False})
         wait_until(lambda: len(env.invoker.records()) == 1)
         assert json.loads(env.invoker.kinesis_data()[0]) == {"old": False}
     finally:
         env.engine.stop()
-        _delete_all_mappings(moto)
+        moto.delete_all_mappings()
 
 
 def test_item_19_failure_record_shape_sqs_sns_and_s3(env: Env) -> None:
@@ -385,8 +388,7 @@ def test_item_22_dynamodb_record_shape(env: Env) -> None:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )["TableDescription"]
     arn = table["LatestStreamArn"]
-    env.mapping(arn, StartingPosition="LATEST")
-    time.sleep(0.2)
+    env.mapping(arn, StartingPosition="LATEST")  # LATEST: records after the mapping's creation
     ddb.put_item(TableName=env.name, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
     ddb.put_item(TableName=env.name, Item={"pk": {"S": "a"}, "v": {"N": "2"}})
     ddb.delete_item(TableName=env.name, Key={"pk": {"S": "a"}})
@@ -433,6 +435,7 @@ def test_item_23_filtered_records_skipped_and_checkpoint_moves_past(env: Env) ->
 def test_item_24_parallelization_factor_keeps_order_per_partition_key(env: Env) -> None:
     arn = env.stream()
     env.invoker.delay = 0.1
+    env.invoker.overlap = 2  # the first calls wait until two lanes run at once (loaded machine)
     for n in range(4):
         for key in ("k0", "k1", "k2", "k3", "k4", "k5"):
             env.put({"key": key, "n": n}, key=key)
@@ -461,10 +464,32 @@ def test_item_24_tumbling_window_refused_clearly(env: Env) -> None:
 
 def test_resharding_new_shards_are_picked_up(env: Env) -> None:
     arn = env.stream()
-    env.mapping(arn, StartingPosition="LATEST")
-    time.sleep(0.2)
+    mapping = env.mapping(arn, StartingPosition="LATEST")
+    wait_until(lambda: _shard_status(env, mapping).get(SHARD0, {}).get("position") is not None)
     env.kinesis.split_shard(
         StreamName=env.name, ShardToSplit=SHARD0, NewStartingHashKey=str(2**127)
     )
+    children = ("shardId-000000000001", "shardId-000000000002")
+    # The engine has seen the split (the parent closed and drained, both children discovered)
+    # before anything is written: the order that once lost records.
+    wait_until(
+        lambda: (
+            _shard_status(env, mapping).get(SHARD0, {}).get("state") == "Finished"
+            and all(
+                _shard_status(env, mapping).get(c, {}).get("position") is not None for c in children
+            )
+        )
+    )
+    # moto 5.2.5 still routes PutRecord to the closed parent (AWS would pick a child) ...
     env.kinesis.put_record(StreamName=env.name, Data=b'{"after": 1}', PartitionKey="x")
     wait_until(lambda: len(env.invoker.records()) == 1)
+    # ... so write into a child as AWS routes it: a new shard is read from its beginning,
+    # whatever the mapping's StartingPosition.
+    data = base64.b64encode(b'{"after": 2}').decode()
+    with env.moto.backends.lock:
+        stream = next(s for s in env.moto.backends.kinesis().streams.values() if s.arn == arn)
+        stream.shards[children[1]].put_record("y", data, str(2**127 + 1))
+    wait_until(lambda: len(env.invoker.records()) == 2)
+    assert [json.loads(d) for d in env.invoker.kinesis_data()] == [{"after": 1}, {"after": 2}]
+    assert env.invoker.records()[1]["eventID"].startswith(children[1])
+    wait_until(env.engine.idle)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from streamline.local import patches
 from streamline.local.cloud import LocalCloud
@@ -413,3 +414,36 @@ def test_unnamed_fifo_queue_via_cloudformation_gets_a_fifo_name(cloud: LocalClou
     url = stack["Outputs"][0]["OutputValue"]
     assert url.endswith(".fifo")
     cloud.client("sqs").send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g")
+
+
+def test_tls_only_bucket_policy_allows_the_local_endpoint_and_conditions_are_evaluated(
+    cloud: LocalCloud,
+) -> None:
+    s3 = cloud.client("s3")
+    bucket = f"tls-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+
+    def policy(secure: str) -> str:
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": {"AWS": "*"},
+                        "Action": "s3:*",
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": secure}},
+                    }
+                ],
+            }
+        )
+
+    # CDK's enforce_ssl statement: the loopback endpoint stands in for TLS, so writes pass
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy("false"))
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    # the same statement with the condition met denies: Bool is evaluated, not ignored
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy("true"))
+    with pytest.raises(ClientError) as denied:
+        s3.put_object(Bucket=bucket, Key="k2", Body=b"x")
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

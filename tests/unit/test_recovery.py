@@ -7,6 +7,8 @@ import uuid
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from orderflow.dal import FunctionInvoker, InvocationResult
 
 from .support import fail_when, load_event, throttle
@@ -426,31 +428,234 @@ def test_given_a_quarantined_record_when_replayed_then_refused(pipeline, load_fu
         recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
 
 
-def test_given_drained_messages_when_acknowledged_then_deleted_once_each(
-    pipeline, load_function, context
-):
-    recovery = load_function("recovery")
-    for _ in range(12):
-        send(pipeline, "notifications-dlq", load_event("notifier_task"))
-    dlq = source(
+def notifications_dlq(pipeline) -> dict:
+    return source(
         pipeline,
         "notifications-dlq",
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
     )
-    handles = []
-    for _ in range(2):
-        handles += [i["receiptHandle"] for i in recovery.drain({"source": dlq}, context)["items"]]
 
-    out = recovery.acknowledge({"source": dlq, "receiptHandles": handles + handles[:3]}, context)
 
-    assert out == {"deleted": 12, "failed": []}
-    sqs = boto3.client("sqs")
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=dlq["queueUrl"],
+def queue_counts(queue_url: str) -> tuple[int, int]:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    assert attributes == {
-        "ApproximateNumberOfMessages": "0",
-        "ApproximateNumberOfMessagesNotVisible": "0",
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def outcome(item: dict, result: str) -> dict:
+    """One record as the workflow's item Map returns it (state ItemResult)."""
+    return {"recordId": item["recordId"], "receiptHandle": item["receiptHandle"], "outcome": result}
+
+
+def test_given_handled_records_when_acknowledged_then_each_message_is_deleted_once(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    for _ in range(12):
+        send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = notifications_dlq(pipeline)
+    items = []
+    for _ in range(2):
+        items += recovery.drain({"source": dlq}, context)["items"]
+    records = [outcome(item, "replayed") for item in items]
+
+    out = recovery.acknowledge({"source": dlq, "records": records + records[:3]}, context)
+
+    # the same task body twice is one record id (its task id): ids are deduplicated
+    assert out == {
+        "source": "notifications-dlq",
+        "quarantined": [],
+        "replayed": list(dict.fromkeys(r["recordId"] for r in records)),
+        "failed": [],
+        "deleted": 12,
     }
+    assert queue_counts(dlq["queueUrl"]) == (0, 0)
+
+
+def test_given_a_message_with_a_failed_record_when_acknowledged_then_only_it_is_kept(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    for _ in range(2):
+        send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = notifications_dlq(pipeline)
+    first, second = (i["receiptHandle"] for i in recovery.drain({"source": dlq}, context)["items"])
+    # a stream failure message expands into several records sharing its receipt handle
+    records = [
+        {"recordId": "r-1", "receiptHandle": first, "outcome": "replayed"},
+        {"recordId": "r-2", "receiptHandle": first, "outcome": "failed"},
+        {"recordId": "r-3", "receiptHandle": first, "outcome": "quarantined"},
+        {"recordId": "r-4", "receiptHandle": second, "outcome": "quarantined"},
+        {"recordId": "r-5", "receiptHandle": second, "outcome": "replayed"},
+    ]
+
+    out = recovery.acknowledge({"source": dlq, "records": records}, context)
+
+    assert out == {
+        "source": "notifications-dlq",
+        "quarantined": ["r-3", "r-4"],
+        "replayed": ["r-1", "r-5"],
+        "failed": ["r-2"],
+        "deleted": 1,
+    }
+    assert queue_counts(dlq["queueUrl"]) == (0, 1)  # the first message, still in flight
+
+
+def test_given_no_records_when_acknowledged_then_empty_lists_and_nothing_deleted(
+    pipeline, load_function, context, monkeypatch
+):
+    recovery = load_function("recovery")
+    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = notifications_dlq(pipeline)
+    fail_when(
+        monkeypatch, recovery.FailureQueue, "delete", lambda *a, **k: True, AssertionError("call")
+    )
+
+    out = recovery.acknowledge({"source": dlq, "records": []}, context)
+
+    assert out == {
+        "source": "notifications-dlq",
+        "quarantined": [],
+        "replayed": [],
+        "failed": [],
+        "deleted": 0,
+    }
+    assert queue_counts(dlq["queueUrl"]) == (1, 0)
+
+
+def test_given_only_failed_records_when_acknowledged_then_nothing_is_deleted(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = notifications_dlq(pipeline)
+    items = recovery.drain({"source": dlq}, context)["items"]
+
+    out = recovery.acknowledge(
+        {"source": dlq, "records": [outcome(i, "failed") for i in items]}, context
+    )
+
+    assert (out["failed"], out["deleted"]) == ([items[0]["recordId"]], 0)
+    assert queue_counts(dlq["queueUrl"]) == (0, 1)
+
+
+def test_given_a_delete_error_when_acknowledged_then_outcomes_are_kept_with_the_error(
+    pipeline, load_function, context, monkeypatch
+):
+    recovery = load_function("recovery")
+    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    dlq = notifications_dlq(pipeline)
+    items = recovery.drain({"source": dlq}, context)["items"]
+    fail_when(
+        monkeypatch,
+        recovery.FailureQueue,
+        "delete",
+        lambda *a, **k: True,
+        throttle("DeleteMessageBatch"),
+    )
+
+    out = recovery.acknowledge(
+        {"source": dlq, "records": [outcome(i, "quarantined") for i in items]}, context
+    )
+
+    assert out["quarantined"] == [items[0]["recordId"]]
+    assert out["deleted"] == 0
+    assert out["error"]["Error"] == "ClientError"
+    assert "ProvisionedThroughputExceededException" in out["error"]["Cause"]
+
+
+def test_given_source_results_when_summarized_then_counts_and_quarantined_ids_over_sources(
+    load_function, context
+):
+    recovery = load_function("recovery")
+    sources = [
+        {
+            "source": "a",
+            "quarantined": ["a#1"],
+            "replayed": ["a#2", "a#3"],
+            "failed": [],
+            "deleted": 2,
+        },
+        {
+            "source": "b",
+            "quarantined": [],
+            "replayed": [],
+            "failed": [],
+            "deleted": 0,
+            "error": {"Error": "Lambda.Unknown", "Cause": "boom"},
+        },
+        {
+            "source": "c",
+            "quarantined": ["c#1", "c#2"],
+            "replayed": [],
+            "failed": ["c#3"],
+            "deleted": 1,
+        },
+    ]
+
+    out = recovery.summarize({"sources": sources}, context)
+
+    assert out == {
+        "quarantined": 3,
+        "replayed": 2,
+        "failed": 1,
+        "quarantinedRecords": ["a#1", "c#1", "c#2"],
+        "sources": sources,
+    }
+    assert recovery.summarize({"sources": []}, context) == {
+        "quarantined": 0,
+        "replayed": 0,
+        "failed": 0,
+        "quarantinedRecords": [],
+        "sources": [],
+    }
+
+
+# --- settle_outcomes: which messages may be deleted (pure) -------------------------------
+
+
+def test_given_an_unknown_or_missing_outcome_when_settled_then_treated_as_failed():
+    from orderflow.recovery import settle_outcomes
+
+    settled = settle_outcomes(
+        [
+            {"recordId": "a", "receiptHandle": "m1", "outcome": "replayed"},
+            {"recordId": "b", "receiptHandle": "m1", "outcome": "mystery"},
+            {"recordId": "c", "receiptHandle": "m2"},
+            {"recordId": "d", "receiptHandle": "m3", "outcome": "quarantined"},
+        ]
+    )
+
+    assert (settled.failed, settled.deletable) == (["b", "c"], ["m3"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["r1", "r2", "r3", "r4"]),
+            st.sampled_from(["m1", "m2", "m3"]),
+            st.sampled_from(["quarantined", "replayed", "failed"]),
+        ),
+        max_size=12,
+    )
+)
+def test_a_message_is_deletable_exactly_when_none_of_its_records_failed(rows):
+    from orderflow.recovery import settle_outcomes
+
+    records = [{"recordId": r, "receiptHandle": m, "outcome": o} for r, m, o in rows]
+
+    settled = settle_outcomes(records)
+
+    expected = {m for _, m, _ in rows} - {m for _, m, o in rows if o == "failed"}
+    assert set(settled.deletable) == expected
+    assert len(settled.deletable) == len(expected)
+    for name in ("quarantined", "replayed", "failed"):
+        ids = getattr(settled, name)
+        assert ids == list(dict.fromkeys(r for r, _, o in rows if o == name))

@@ -200,6 +200,16 @@ class EsmEngine:
             if not w.idle()
         ]
 
+    def running_config(self, uuid: str) -> MappingConfig | None:
+        """The configuration the worker of mapping ``uuid`` runs with now (None if not running).
+
+        An UpdateEventSourceMapping takes effect once the engine has reconciled it; tests and
+        tools wait on this instead of sleeping.
+        """
+        with self._lock:
+            worker = self._workers.get(uuid)
+        return None if worker is None else worker.config
+
     def status(self) -> list[dict[str, Any]]:
         """One dict per mapping: uuid, function, source_arn, state, position, backlog, error."""
         with self._lock:

@@ -404,8 +404,14 @@ class ShardWorker:
                 continue
             errors.reset()
             if closed_and_done:
+                # AWS never writes to a closed shard, but moto 5.2.5 routes PutRecord to the
+                # first shard whose hash range matches, open or not: after a split every new
+                # record lands in the closed parent. Finishing for good here lost those records
+                # whenever the worker saw the split before the next put, so a finished shard
+                # keeps being re-read at the poll interval (one dict lookup per interval).
                 self.state = WorkerState.FINISHED
-                return
+                self.wait(self.ctx.poll_interval)
+                continue
             if not records:
                 self.state = WorkerState.WAITING
                 self.wait(empty.next())
@@ -640,9 +646,7 @@ class ShardWorker:
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:
         if self.in_round or self.state in (WorkerState.STARTING, WorkerState.INVOKING):
-            return self.state is WorkerState.FINISHED
-        if self.state is WorkerState.FINISHED:
-            return True
+            return False
         if self.position is None:
             return False
         try:

@@ -1,8 +1,12 @@
 """Test support for the ESM engine: a scripted fake invoker and an in-process moto harness.
 
-The engine's semantics are tested with a :class:`ScriptedInvoker` (no function runtime) against a
-real moto server, so tests only depend on moto and this package. When ``streamline.local.server``
-provides the platform's ``Backends`` the engine works the same against it.
+The engine's semantics are tested with a :class:`ScriptedInvoker` (no function runtime) against
+the platform's moto server (``streamline.local.server.MotoServer``) with every platform patch
+applied (``streamline.local.patches.apply_all``: built-in triggers off, mapping validation, SQS hot
+paths), so the engine runs exactly as it does inside the local cloud.
+
+moto's state is process-global: mappings, queues and streams outlive a harness. Name resources
+uniquely and delete the mappings a test created (every engine serves every mapping it sees).
 
 Example::
 
@@ -15,179 +19,68 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamline.local.contracts import InvokeResult
+from streamline.local.server import REGION
+
+if TYPE_CHECKING:
+    from streamline.local.server import Backends, MotoServer
 
 __all__ = [
-    "InProcessBackends",
     "InvokeCall",
     "MotoHarness",
     "ScriptedInvoker",
-    "disable_builtin_triggers",
-    "install_validation",
+    "moto_harness",
     "wait_until",
 ]
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
-
-
-class InProcessBackends:
-    """A stand-in for ``streamline.local.server.Backends`` (same attributes and accessors)."""
-
-    def __init__(self, account_id: str = ACCOUNT_ID, region: str = REGION) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.lock = threading.RLock()
-
-    def lambda_(self) -> Any:
-        from moto.awslambda.models import lambda_backends
-
-        return lambda_backends[self.account_id][self.region]
-
-    def sqs(self) -> Any:
-        from moto.sqs.models import sqs_backends
-
-        return sqs_backends[self.account_id][self.region]
-
-    def kinesis(self) -> Any:
-        from moto.kinesis.models import kinesis_backends
-
-        return kinesis_backends[self.account_id][self.region]
-
-    def dynamodb(self) -> Any:
-        from moto.dynamodb.models import dynamodb_backends
-
-        return dynamodb_backends[self.account_id][self.region]
-
-    def dynamodbstreams(self) -> Any:
-        from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-        return dynamodbstreams_backends[self.account_id][self.region]
-
-    def sns(self) -> Any:
-        from moto.sns.models import sns_backends
-
-        return sns_backends[self.account_id][self.region]
-
-    def s3(self) -> Any:
-        from moto.s3.models import s3_backends
-
-        return s3_backends[self.account_id]["aws"]
-
-
-def disable_builtin_triggers() -> None:
-    """moto's synchronous SQS/Kinesis/DynamoDB triggers off (the platform patch does the same).
-
-    Every read of ``lambda_event_source_mappings`` returns a fresh empty dict, so moto never
-    invokes functions itself and never clears DynamoDB stream items.
-    """
-    from moto.dynamodb.models.table import Table
-    from moto.kinesis.models import Stream
-    from moto.sqs.models import Queue
-
-    sink = property(lambda self: {}, lambda self, value: None)
-    for cls in (Queue, Stream, Table):
-        cls.lambda_event_source_mappings = sink  # type: ignore[assignment]
-
-
-def install_validation() -> None:
-    """Test-only stand-in for the platform patch: wrap moto's create/update with esm.validation."""
-    from moto.awslambda.models import LambdaBackend
-
-    from streamline.local.esm.validation import wrap_create, wrap_update
-
-    if not getattr(
-        LambdaBackend.create_event_source_mapping, "__streamline_esm_validation__", False
-    ):
-        LambdaBackend.create_event_source_mapping = wrap_create(  # type: ignore[method-assign]
-            LambdaBackend.create_event_source_mapping
-        )
-    if not getattr(
-        LambdaBackend.update_event_source_mapping, "__streamline_esm_validation__", False
-    ):
-        LambdaBackend.update_event_source_mapping = wrap_update(  # type: ignore[method-assign]
-            LambdaBackend.update_event_source_mapping
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class MotoHarness:
-    """A ThreadedMotoServer on a free loopback port whose requests hold ``backends.lock``.
+    """The platform's :class:`~streamline.local.server.MotoServer` on a free loopback port,
+    with every platform patch applied (idempotent; moto stays patched for the process).
 
-    Holding the lock per request is what the platform's server does; it keeps moto's unlocked
-    model code (SQS delete rebuilds the message list) safe against the engine's threads.
+    ``patches.apply_all()`` also routes moto's Invoke API to registered invokers; the engine
+    under test calls its :class:`ScriptedInvoker` directly and never goes through that path.
     """
 
     def __init__(self) -> None:
-        self.backends: Any = InProcessBackends()
-        self.port = _free_port()
-        self.endpoint_url = f"http://localhost:{self.port}"
-        self._server: Any = None
+        self._server: MotoServer | None = None
 
     def __enter__(self) -> MotoHarness:
-        disable_builtin_triggers()
-        install_validation()
-        server_cls: Any = None
-        try:
-            # Prefer the platform's server (same lock, same Backends) once it exists.
-            from streamline.local.server import MotoServer
+        from streamline.local import patches
+        from streamline.local.server import MotoServer
 
-            server_cls = MotoServer
-        except ImportError:
-            server_cls = None
-        if server_cls is not None:
-            server = server_cls(self.port)
-            server.start()
-            self.backends = server.backends
-            self._server = server
-            return self
-        self._server = self._fallback_server()
-        self._server.start()
+        patches.apply_all()
+        server = MotoServer(port=None)
+        server.start()
+        self._server = server
         return self
 
-    def _fallback_server(self) -> Any:
-        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        lock = self.backends.lock
-
-        class _LockedServer(ThreadedMotoServer):
-            def _server_entry(self) -> None:
-                app = DomainDispatcherApplication(create_backend_app)
-
-                def locked(environ: Any, start_response: Any) -> Any:
-                    with lock:
-                        return list(app(environ, start_response))
-
-                self._server = make_server(
-                    self._ip_address, self._port, locked, True, request_handler=MotoRequestHandler
-                )
-                self._server_ready_event.set()
-                self._server.serve_forever()
-
-        return _LockedServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-
     def __exit__(self, *exc: object) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def server(self) -> MotoServer:
+        if self._server is None:
+            raise RuntimeError("the moto harness is not started")
+        return self._server
+
+    @property
+    def backends(self) -> Backends:
+        return self.server.backends
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.server.endpoint_url
 
     def client(self, service: str) -> Any:
         import boto3
@@ -200,11 +93,12 @@ class MotoHarness:
             aws_secret_access_key="test",
         )
 
-    def reset(self) -> None:
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=10).read()
+    def delete_all_mappings(self) -> None:
+        """Delete every event source mapping (moto's state outlives tests and harnesses)."""
+        client = self.client("lambda")
+        for page in client.get_paginator("list_event_source_mappings").paginate():
+            for mapping in page["EventSourceMappings"]:
+                client.delete_event_source_mapping(UUID=mapping["UUID"])
 
     def create_function(self, name: str, timeout: int = 3) -> str:
         """A Python function (never run: tests use a fake invoker); returns its ARN."""
@@ -217,7 +111,7 @@ class MotoHarness:
         iam = self.client("iam")
         try:
             role = iam.get_role(RoleName="esm-test-role")["Role"]["Arn"]
-        except Exception:
+        except iam.exceptions.NoSuchEntityException:
             role = iam.create_role(RoleName="esm-test-role", AssumeRolePolicyDocument="{}")["Role"][
                 "Arn"
             ]
@@ -253,15 +147,20 @@ class ScriptedInvoker:
 
     ``handler(event, call)`` returns the function's response (JSON-serialised; ``bytes`` are sent
     as-is; an ``InvokeResult`` is returned unchanged) or raises to simulate an unhandled error.
-    ``delay`` seconds are slept per call (to observe concurrency).
+    ``delay`` seconds are slept per call (to observe concurrency). ``overlap=n`` holds each call
+    until ``n`` calls have been in flight at once (then never again; at most ``overlap_timeout``
+    seconds), so a concurrency test observes concurrency however loaded the machine is.
     """
 
     handler: Callable[[dict[str, Any], InvokeCall], Any] = field(default=lambda event, call: None)
     delay: float = 0.0
+    overlap: int = 0
+    overlap_timeout: float = 10.0
     calls: list[InvokeCall] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _overlapped: threading.Event = field(default_factory=threading.Event)
 
     def invoke(
         self,
@@ -276,7 +175,11 @@ class ScriptedInvoker:
             self.calls.append(call)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.overlap and self.in_flight >= self.overlap:
+                self._overlapped.set()
         try:
+            if self.overlap:
+                self._overlapped.wait(self.overlap_timeout)
             if self.delay:
                 time.sleep(self.delay)
             try:
