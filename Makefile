@@ -25,7 +25,8 @@ $(NODE_STAMP): package.json package-lock.json
 # process with the local cloud: the local suite runs in its own pytest session.
 test: setup
 	$(PY) -m pytest -q -n 2 tests/unit tests/infra
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests/local
+	$(PY) -m pytest -q -m own_moto tests/local
+	$(PY) -m pytest -q -m cloud tests/local
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -34,7 +35,8 @@ test-infra: setup
 	$(PY) -m pytest -q tests/infra
 
 test-local: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests/local
+	$(PY) -m pytest -q -m own_moto tests/local
+	$(PY) -m pytest -q -m cloud tests/local
 
 synth: setup
 	$(CDK) synth --quiet

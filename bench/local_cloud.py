@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as state, LocalCloud(state_dir=Path(state)) as cloud:
         function_arn = create_function(cloud)
+        # One call first: a pipeline that runs for hours pays INIT once, not per backlog.
+        cloud.client("lambda").invoke(FunctionName=function_arn, Payload=b"{}")
         rows = [
             (
                 "SQS",

@@ -55,9 +55,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     moto's state is process-global: a test harness with a fake invoker running beside the
     session cloud would have both engines serve the same mappings. With ``--dist loadgroup``
-    each group runs in one worker process.
+    each group runs in one worker process; `make test` runs the two groups one after the other
+    (``-m own_moto``, then ``-m cloud``) so a loaded 2-core machine runs one engine set at a time.
     """
     cloud_fixtures = {"cloud", "deployed", "tiny_outputs"}
     for item in items:
         uses_cloud = bool(cloud_fixtures & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cloud" if uses_cloud else "own-moto"))
+        item.add_marker(pytest.mark.cloud if uses_cloud else pytest.mark.own_moto)

@@ -124,7 +124,7 @@ def test_item_27_synchronous_invocations_never_use_destinations(deployed: Deploy
     scenario = f"item27-{uuid.uuid4().hex[:6]}"
     response = _invoke(deployed, "AsyncDestName", {"scenario": scenario, "respond": "raise"})
     assert response["FunctionError"] == "Unhandled"
-    deployed.cloud.wait_idle(timeout=10)
+    deployed.cloud.wait_idle(timeout=30)
     for output in ("AsyncFailureUrl", "AsyncSuccessUrl"):
         with pytest.raises(AssertionError):
             deployed.take(output, _for(scenario), timeout=2)

@@ -255,7 +255,7 @@ def test_item_12_disabled_mapping_stops_polling_and_delete_stops_it(deployed: De
     lam = deployed.client("lambda")
     mapping = _map(deployed, "SlowArn", arn, Enabled=False)
     _send(deployed, url, [{"scenario": scenario}])
-    deployed.cloud.wait_idle(timeout=10)
+    deployed.cloud.wait_idle(timeout=30)
     assert deployed.journal(scenario) == []
     lam.update_event_source_mapping(UUID=mapping, Enabled=True)
     eventually(lambda: deployed.journal(scenario), timeout=10)
@@ -263,7 +263,7 @@ def test_item_12_disabled_mapping_stops_polling_and_delete_stops_it(deployed: De
     # The engine drops the mapping's worker within a poll (AWS shows "Deleting" meanwhile).
     eventually(lambda: mapping not in {m["uuid"] for m in deployed.cloud.esm.status()})
     _send(deployed, url, [{"scenario": scenario}])
-    deployed.cloud.wait_idle(timeout=10)
+    deployed.cloud.wait_idle(timeout=30)
     assert len(deployed.journal(scenario)) == 1
     assert queue_counts(deployed.client("sqs"), url)[0] == 1
 

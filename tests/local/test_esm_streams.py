@@ -67,7 +67,7 @@ class Env:
         ]["QueueArn"]
         return url, arn
 
-    def failures(self, url: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+    def failures(self, url: str, count: int = 1, timeout: float = 30) -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = []
 
         def poll() -> bool:

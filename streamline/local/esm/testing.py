@@ -213,7 +213,7 @@ class ScriptedInvoker:
         return [base64.b64decode(r["kinesis"]["data"]).decode() for r in self.records()]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until truthy; raise AssertionError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
