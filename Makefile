@@ -44,7 +44,7 @@ synth: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy functions/orderflow stacks app.py
+	$(PY) -m mypy functions/orderflow stacks app.py streamline
 
 format: setup
 	$(PY) -m ruff check --fix .

@@ -817,16 +817,16 @@ def cloudwatch_alarm_cloudformation() -> None:
                     stat=stat.get("Stat"),
                     unit=stat.get("Unit"),
                 )
-            out.append(
-                MetricDataQuery(
-                    query_id=query.get("Id"),
-                    label=query.get("Label"),
-                    period=query.get("Period"),
-                    return_data=query.get("ReturnData"),
-                    expression=query.get("Expression"),
-                    metric_stat=metric_stat,
-                )
-            )
+            # moto annotates these as str but stores whatever the API sent (None included)
+            fields: dict[str, Any] = {
+                "query_id": query.get("Id"),
+                "label": query.get("Label"),
+                "period": query.get("Period"),
+                "return_data": query.get("ReturnData"),
+                "expression": query.get("Expression"),
+                "metric_stat": metric_stat,
+            }
+            out.append(MetricDataQuery(**fields))
         return out
 
     class CloudFormationAlarm(CloudFormationModel):
@@ -857,7 +857,7 @@ def cloudwatch_alarm_cloudformation() -> None:
             raise KeyError(attribute_name)
 
         @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
+        def create_from_cloudformation_json(
             cls,
             resource_name: str,
             cloudformation_json: Any,
@@ -894,7 +894,7 @@ def cloudwatch_alarm_cloudformation() -> None:
             return cls(alarm)
 
         @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
+        def update_from_cloudformation_json(
             cls,
             original_resource: Any,
             new_resource_name: str,
@@ -907,7 +907,7 @@ def cloudwatch_alarm_cloudformation() -> None:
             )
 
         @classmethod
-        def delete_from_cloudformation_json(  # type: ignore[override]
+        def delete_from_cloudformation_json(
             cls,
             resource_name: str,
             cloudformation_json: Any,
@@ -949,7 +949,8 @@ def policy_conditions_apply_only_when_true() -> None:
         values = expected if isinstance(expected, list) else [expected]
         return str(actual).lower() in {str(v).lower() for v in values}
 
-    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_equals
+    operations: dict[str, Any] = policy_conditions.CONDITION_OPERATIONS
+    operations["Bool"] = bool_equals
     from moto.s3.models import FakeBucket
 
     _replace(
