@@ -344,6 +344,39 @@ def test_sqs_send_cost_does_not_grow_with_queue_depth(
     assert costs[10] == costs[2000] == 0
 
 
+def test_sqs_receive_cost_does_not_grow_with_queue_depth(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Count the messages one ReceiveMessage of 10 looks at: the same at depth 10 and 2,000."""
+    from moto.sqs.models import Queue
+
+    sqs = cloud.client("sqs")
+    backend = cloud.backends.sqs()
+    looked_at = {"n": 0}
+
+    class CountingList(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Iterator[Any]:
+            for message in super().__iter__():
+                looked_at["n"] += 1
+                yield message
+
+    costs = {}
+    for depth in (10, 2000):
+        name = f"recv-{depth}-{uuid.uuid4().hex[:6]}"
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        with cloud.backends.lock:
+            for n in range(depth):
+                backend.send_message(name, f"m{n}")
+            queue: Queue = backend.get_queue(name)
+            monkeypatch.setattr(queue, "_messages", CountingList(queue._messages))
+        looked_at["n"] = 0
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert len(received) == 10
+        costs[depth] = looked_at["n"]
+
+    assert costs[10] == costs[2000] == 10
+
+
 def test_sqs_delete_and_receive_scan_each_message_at_most_once(cloud: LocalCloud) -> None:
     sqs = cloud.client("sqs")
     url = sqs.create_queue(QueueName=f"del-{uuid.uuid4().hex[:8]}")["QueueUrl"]
