@@ -223,7 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for m in mappings:
         detail = ", ".join(f"{k}={m[k]}" for k in ("position", "backlog") if m.get(k) is not None)
         print(
-            f"  {m.get('uuid')}  {m.get('state')}  {m.get('source')} -> {m.get('function')}"
+            f"  {m.get('uuid')}  {m.get('state')}  {m.get('source_arn')} -> {m.get('function')}"
             f"  {detail}".rstrip()
         )
     errors = status.get("errors", [])

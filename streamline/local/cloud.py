@@ -287,7 +287,7 @@ class LocalCloud:
                 {
                     "uuid": m["UUID"],
                     "function": m.get("FunctionArn"),
-                    "source": m.get("EventSourceArn"),
+                    "source_arn": m.get("EventSourceArn"),
                     "state": m.get("State"),
                 }
                 for page in lam.get_paginator("list_event_source_mappings").paginate()

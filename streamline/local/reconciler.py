@@ -44,8 +44,17 @@ class ReconcileError(RuntimeError):
 
 
 def skipped_types(template: Mapping[str, Any]) -> dict[str, str]:
-    """``{logical id: type}`` of resources in ``template`` that moto's CloudFormation skips."""
+    """``{logical id: type}`` of resources in ``template`` that moto's CloudFormation skips.
+
+    moto's support table is read in this process, which may be a CLI that only talks to a
+    cloud running elsewhere: apply our patches (idempotent) so the table matches the server's,
+    which supports more types (CloudWatch alarms, for one) than stock moto.
+    """
     from moto.cloudformation.parsing import NULL_MODELS, get_model_map
+
+    from streamline.local.patches import apply_all
+
+    apply_all()
 
     supported = set(get_model_map()) | set(NULL_MODELS)
     return {

@@ -86,6 +86,16 @@ def test_detached_up_env_status_down_round_trip(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stderr
         endpoint = json.loads((tmp_path / "state" / "endpoint.json").read_text())
         env = run("local", "env", "--state-dir", state)
+        # deploy runs in this CLI process, against the cloud in the detached one
+        deployed = run(
+            "local",
+            "deploy",
+            "--app-dir",
+            str(REPO / "tests/fixtures/apps/tiny"),
+            "--state-dir",
+            state,
+            timeout=300,
+        )
         status = run("local", "status", "--json", "--state-dir", state)
         again = run("local", "up", "--detach", "--port", "0", "--state-dir", state)
     finally:
@@ -93,7 +103,10 @@ def test_detached_up_env_status_down_round_trip(tmp_path: Path) -> None:
 
     assert f"export AWS_ENDPOINT_URL={endpoint['endpoint_url']}" in env.stdout.splitlines()
     assert "export AWS_ACCESS_KEY_ID=test" in env.stdout
-    assert json.loads(status.stdout)["endpoint_url"] == endpoint["endpoint_url"]
+    assert deployed.returncode == 0, deployed.stderr
+    report = json.loads(status.stdout)
+    assert report["endpoint_url"] == endpoint["endpoint_url"]
+    assert report["functions"], report  # the tiny app's function is listed
     assert_one_line_error(again, "already running")
     assert down.returncode == 0, down.stderr
     assert not (tmp_path / "state" / "endpoint.json").exists()
