@@ -1,0 +1,100 @@
+"""Where an ops command points: the local cloud (found through its state dir) or an AWS account.
+
+Every ops command takes the same flags and builds its clients here, so the same code path
+serves both: ``--local`` (the default when a local cloud is running in ``--state-dir``), or
+``--profile`` / ``--region`` for a real account (no endpoint override).
+
+Example::
+
+    parser = argparse.ArgumentParser()
+    add_target_arguments(parser)
+    args = parser.parse_args(["--region", "eu-west-1"])
+    logs = Target.from_args(args).client("logs")
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamline.local.state import DEFAULT_STATE_DIR, StaleStateError, StateDir
+
+__all__ = ["Target", "TargetError", "add_target_arguments"]
+
+
+class TargetError(Exception):
+    """No usable target (no local cloud running and no AWS settings given): a one-line error."""
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every ops command shares."""
+    group = parser.add_argument_group("target")
+    group.add_argument("--profile", help="AWS profile (a real account; no local cloud)")
+    group.add_argument("--region", help="AWS region (a real account; no local cloud)")
+    group.add_argument(
+        "--state-dir",
+        default=str(DEFAULT_STATE_DIR),
+        help="local cloud state dir (default: .streamline/local)",
+    )
+    group.add_argument("--stage", default="dev", help="pipeline stage (default: dev)")
+
+
+@dataclass
+class Target:
+    """A client factory for one target, with the stage whose stacks it reads."""
+
+    endpoint_url: str | None
+    profile: str | None
+    region: str | None
+    stage: str = "dev"
+    _factory: Callable[[str], Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Target:
+        stage = getattr(args, "stage", "dev")
+        if getattr(args, "profile", None) or getattr(args, "region", None):
+            return cls(None, args.profile, args.region, stage)
+        try:
+            info = StateDir(Path(args.state_dir)).running()
+        except StaleStateError as exc:
+            raise TargetError(str(exc)) from None
+        if info is None:
+            raise TargetError(
+                f"no local cloud is running (state dir {args.state_dir}); start one with "
+                "`streamline local up --detach`, or pass --profile/--region for an AWS account"
+            )
+        return cls(info.endpoint_url, None, None, stage)
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on this target."""
+        if self._factory is not None:
+            return self._factory(service)
+        if self.endpoint_url is not None:
+            from streamline.local.cloud import make_client
+
+            return make_client(service, self.endpoint_url)
+        import boto3
+
+        session = boto3.Session(profile_name=self.profile, region_name=self.region)
+        return session.client(service)  # type: ignore[call-overload]
+
+    def stack_outputs(self) -> dict[str, str]:
+        """Every output of this stage's stacks, merged (the pipeline's names and URLs)."""
+        cfn = self.client("cloudformation")
+        merged: dict[str, str] = {}
+        for concern in ("ingest", "processing", "orchestration", "monitoring"):
+            name = f"streamline-{self.stage}-{concern}"
+            try:
+                stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+            except Exception as exc:  # botocore ClientError: the stack is not deployed
+                raise TargetError(f"stack {name} is not deployed here ({exc})") from None
+            for output in stacks[0].get("Outputs", []):
+                merged[output["OutputKey"]] = output["OutputValue"]
+        return merged
