@@ -1,4 +1,4 @@
-"""The `streamline` command line: `streamline local up|down|env|status|deploy`.
+"""The `streamline` command line: `streamline local up|down|env|status|deploy`, `streamline logs`.
 
 Every failure a user can cause (bad arguments, no cloud running, port in use, a stale pid file)
 prints one line and exits 2; tracebacks are for bugs.
@@ -9,6 +9,7 @@ Example::
     eval "$(streamline local env)"        # point the AWS CLI / SDKs at it
     streamline local deploy               # cdk deploy this app into it
     streamline local status
+    streamline logs ingest --follow       # CloudWatch Logs of a pipeline function, local or AWS
     streamline local down
 """
 
@@ -301,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="CDK context (repeatable)",
     )
     dep.set_defaults(func=cmd_deploy)
+
+    # Ops commands: each module registers its own subcommand and reports its own errors.
+    from streamline.ops.logs import register as register_logs
+
+    register_logs(commands, _Parser)
     return parser
 
 
