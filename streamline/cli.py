@@ -304,9 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     dep.set_defaults(func=cmd_deploy)
 
     # Ops commands: each module registers its own subcommand and reports its own errors.
+    from streamline.ops.alarms import register as register_alarms
     from streamline.ops.logs import register as register_logs
 
     register_logs(commands, _Parser)
+    register_alarms(commands, _Parser)
     return parser
 
 

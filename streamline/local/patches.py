@@ -1022,6 +1022,56 @@ def policy_conditions_apply_only_when_true() -> None:
     _replace(FakeBucket, "get_permission", get_permission)
 
 
+@_patch("moto.cloudwatch.responses:CloudWatchResponse.describe_alarms")
+def cloudwatch_describe_alarm_history() -> None:
+    """DescribeAlarmHistory answers with each alarm's state transitions (moto lacked the API).
+
+    moto keeps, per alarm, the state it had before each update; pairing each entry with the one
+    after it (or the current state) gives AWS's StateUpdate items, newest first.
+    """
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    def describe_alarm_history(self: Any) -> Any:
+        name = self._get_param("AlarmName")
+        kind = self._get_param("HistoryItemType")
+        limit = int(self._get_param("MaxRecords") or 100)
+        alarms = self.cloudwatch_backend.describe_alarms()
+        items: list[dict[str, Any]] = []
+        for alarm in alarms:
+            if name and alarm.name != name:
+                continue
+            snapshots = [h for h in alarm.history if h[0] == "StateUpdate"]
+            for index, (_, _, _, old_state, _) in enumerate(snapshots):
+                if index + 1 < len(snapshots):
+                    _, reason, _, new_state, at = snapshots[index + 1]
+                else:
+                    reason, new_state = alarm.state_reason, alarm.state_value
+                    at = alarm.state_updated_timestamp
+                items.append(
+                    {
+                        "AlarmName": alarm.name,
+                        "AlarmType": "MetricAlarm",
+                        "Timestamp": at,
+                        "HistoryItemType": "StateUpdate",
+                        "HistorySummary": f"Alarm updated from {old_state} to {new_state}",
+                        "HistoryData": json.dumps(
+                            {
+                                "version": "1.0",
+                                "oldState": {"stateValue": old_state},
+                                "newState": {"stateValue": new_state, "stateReason": reason},
+                            }
+                        ),
+                    }
+                )
+        if kind and kind != "StateUpdate":
+            items = []
+        items.sort(key=lambda item: item["Timestamp"], reverse=True)
+        return ActionResult({"AlarmHistoryItems": items[:limit]})
+
+    CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------------------------------
 # (g) what an unchanged `cdk deploy` needs
 
