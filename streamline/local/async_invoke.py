@@ -38,7 +38,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamline.local.contracts import (
     Clock,
@@ -48,6 +48,9 @@ from streamline.local.contracts import (
     Throttled,
     UnsupportedFunction,
 )
+
+if TYPE_CHECKING:
+    from streamline.local.metrics import MetricsPublisher
 
 __all__ = [
     "DEFAULT_MAX_EVENT_AGE",
@@ -163,6 +166,9 @@ def destination_record(
 class AsyncEngine:
     """Lambda's asynchronous invocation queue, retries and destinations (``AsyncSubmitter``)."""
 
+    #: Set by LocalCloud: receives AWS/Lambda's asynchronous-invocation metrics.
+    metrics: MetricsPublisher | None = None
+
     def __init__(
         self,
         backends: Any,
@@ -222,6 +228,8 @@ class AsyncEngine:
         )
         with self._lock:
             self._stats.submitted += 1
+        if self.metrics is not None:
+            self.metrics.count(function, "AsyncEventsReceived")
         self._schedule(event, 0.0)
         return event.request_id
 
@@ -336,6 +344,14 @@ class AsyncEngine:
                 self._stats.age_exceeded += 1
             self._finish(event, settings, "EventAgeExceeded")
             return
+        if self.metrics is not None:
+            self.metrics.record(
+                "AWS/Lambda",
+                "AsyncEventAge",
+                (now - event.enqueued_at) * 1000,
+                "Milliseconds",
+                {"FunctionName": settings.qualified_arn.split(":")[6]},
+            )
         try:
             result = self._invoker.invoke(
                 event.function,
@@ -424,6 +440,8 @@ class AsyncEngine:
         if not success:
             with self._lock:
                 self._stats.failed += 1
+            if self.metrics is not None:
+                self.metrics.count(settings.qualified_arn, "AsyncEventsDropped")
         target = settings.on_success if success else settings.on_failure
         if target:
             record = destination_record(
@@ -498,6 +516,8 @@ class AsyncEngine:
                 raise ValueError(f"unsupported destination {target}")
         except Exception as exc:
             _log.warning("could not deliver async result to %s: %s", target, exc)
+            if self.metrics is not None:
+                self.metrics.count(function_arn, "DestinationDeliveryFailures")
             with self._lock:
                 self._stats.delivery_errors += 1
             self._note_error(f"destination {target}: {exc}")
@@ -540,6 +560,8 @@ class AsyncEngine:
                 raise ValueError(f"unsupported dead-letter target {target}")
         except Exception as exc:
             _log.warning("could not send event %s to DLQ %s: %s", event.request_id, target, exc)
+            if self.metrics is not None:
+                self.metrics.count(event.function, "DeadLetterErrors")
             with self._lock:
                 self._stats.delivery_errors += 1
             self._note_error(f"dead-letter {target}: {exc}")

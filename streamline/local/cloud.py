@@ -26,7 +26,9 @@ from types import TracebackType
 from typing import Any
 
 from streamline.local import patches
+from streamline.local.alarms import AlarmEvaluator
 from streamline.local.contracts import Clock, SystemClock
+from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
 
@@ -121,6 +123,7 @@ class LocalCloud:
     ``runner_factory``, ``async_factory`` and ``esm_factory`` replace how the engines are built
     (tests inject fakes); by default they are imported lazily from ``streamline.local``.
     ``publish=True`` records the endpoint in the state dir so the CLI can find it.
+    ``alarm_interval`` is how often (clock seconds) the deployed alarms are evaluated.
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class LocalCloud:
         async_factory: EngineFactory | None = default_async_engine,
         esm_factory: EngineFactory | None = default_esm,
         publish: bool = False,
+        alarm_interval: float = 60.0,
     ) -> None:
         self.state = StateDir(state_dir)
         self.clock: Clock = clock or SystemClock()
@@ -141,6 +145,11 @@ class LocalCloud:
         self.runner: Any | None = None
         self.async_engine: Any | None = None
         self.esm: Any | None = None
+        #: AWS's service metrics (AWS/Lambda, AWS/SQS, AWS/Kinesis, AWS/States) into CloudWatch.
+        self.metrics = MetricsPublisher(self.backends, self.clock)
+        #: Evaluates the deployed alarms every ``alarm_interval`` seconds of clock time (AWS
+        #: evaluates each minute) and publishes their SNS actions.
+        self.alarms = AlarmEvaluator(self.backends, self.clock, interval=alarm_interval)
         self._factories = (runner_factory, async_factory, esm_factory)
         self._publish = publish
         self._started = False
@@ -179,6 +188,12 @@ class LocalCloud:
             self.runner = runner_factory(self) if runner_factory else None
             self.async_engine = async_factory(self) if async_factory else None
             self.esm = esm_factory(self) if esm_factory else None
+            # The ESM engine reports through its invoker (the runner).
+            for part in (self.runner, self.async_engine):
+                if part is not None:
+                    part.metrics = self.metrics
+            self.metrics.start()
+            self.alarms.start()
             patches.set_invokers(self.runner, self.async_engine)
             for engine in (self.async_engine, self.esm):
                 if engine is not None and hasattr(engine, "start"):
@@ -200,6 +215,8 @@ class LocalCloud:
             (self.esm, "stop"),
             (self.async_engine, "stop"),
             (self.runner, "shutdown"),
+            (self.metrics, "stop"),
+            (self.alarms, "stop"),
         ):
             if engine is not None and hasattr(engine, method):
                 try:

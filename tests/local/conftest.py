@@ -32,8 +32,13 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     Its clock is a ManualClock running at real speed: tests ``advance`` it to make a retry
     minute or a record's age pass at once instead of waiting for it.
     """
+    # Alarm tests drive evaluation themselves (evaluate_once); the cloud's own periodic pass
+    # is pushed far out so it cannot race them on the shared alarms.
     with LocalCloud(
-        port=None, state_dir=tmp_path_factory.mktemp("local-cloud"), clock=ManualClock()
+        port=None,
+        state_dir=tmp_path_factory.mktemp("local-cloud"),
+        clock=ManualClock(),
+        alarm_interval=24 * 3600.0,
     ) as local:
         yield local
 

@@ -575,6 +575,7 @@ class ShardWorker:
     def _invoke(self, config: MappingConfig, records: list[StreamRecord]) -> Any:
         payload = json.dumps({"Records": [r.record for r in records]}).encode()
         self.state = WorkerState.INVOKING
+        age_ms = (self.ctx.clock.now() - records[-1].arrival) * 1000
         try:
             result = self.ctx.invoker.invoke(config.function_arn, payload)
         except Throttled:
@@ -587,6 +588,9 @@ class ShardWorker:
             self.error(f"invoke failed: {type(exc).__name__}: {exc}")
             return None
         self.parent.count(invocations=1, records=len(records))
+        metrics = getattr(self.ctx.invoker, "metrics", None)  # LocalCloud's MetricsPublisher
+        if metrics is not None:
+            metrics.iterator_age(config.function_arn, config.source_arn, age_ms)
         return result
 
     def _fail(

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamline.local.contracts import (
     Clock,
@@ -36,6 +36,9 @@ from streamline.local.runtime.config import FunctionConfig, read_function_config
 from streamline.local.runtime.environment import ExecutionEnvironment, InvocationOutcome
 from streamline.local.runtime.layers import CodeStore, is_public_powertools_layer
 from streamline.local.runtime.logs import LogShipper
+
+if TYPE_CHECKING:
+    from streamline.local.metrics import MetricsPublisher
 
 __all__ = ["DEFAULT_CONCURRENCY_CAP", "FunctionRunner", "new_trace_header"]
 
@@ -98,6 +101,9 @@ class FunctionRunner:
     Thread-safe: any number of threads may invoke at once.
     """
 
+    #: Set by LocalCloud: receives AWS/Lambda's per-invocation metrics.
+    metrics: MetricsPublisher | None = None
+
     def __init__(
         self,
         backends: Any,
@@ -143,7 +149,13 @@ class FunctionRunner:
         config = read_function_config(self._backends, function, qualifier)
         pool_key = f"{config.arn}:{config.version}"
         request_id = str(uuid.uuid4())
-        env, cold = self._acquire(pool_key, config)
+        try:
+            env, cold = self._acquire(pool_key, config)
+        except Throttled:
+            if self.metrics is not None:
+                self.metrics.throttle(config.name)
+            raise
+        concurrent = self._pools[pool_key].busy
         healthy = False
         trace_id = _trace_for(config, trace_header)
         started = time.time()
@@ -163,6 +175,13 @@ class FunctionRunner:
             if outcome.function_error:
                 stats.errors += 1
                 stats.last_error = outcome.payload[:500].decode("utf-8", errors="replace")
+        if self.metrics is not None:
+            self.metrics.invocation(
+                config.name,
+                duration_ms=outcome.duration_ms,
+                error=outcome.function_error is not None,
+                concurrent=concurrent,
+            )
         return InvokeResult(
             request_id=request_id,
             payload=outcome.payload,
