@@ -1,4 +1,4 @@
-"""The `streamline` command line: `streamline local up|down|env|status|deploy`, `streamline logs`.
+"""The `streamline` command line: `streamline local ...`, and the ops commands logs/alarms/traces.
 
 Every failure a user can cause (bad arguments, no cloud running, port in use, a stale pid file)
 prints one line and exits 2; tracebacks are for bugs.
@@ -10,6 +10,8 @@ Example::
     streamline local deploy               # cdk deploy this app into it
     streamline local status
     streamline logs ingest --follow       # CloudWatch Logs of a pipeline function, local or AWS
+    streamline alarms                     # alarm states and transitions
+    streamline traces [TRACE_ID]          # recent traces, or one as a tree
     streamline local down
 """
 
@@ -306,9 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     # Ops commands: each module registers its own subcommand and reports its own errors.
     from streamline.ops.alarms import register as register_alarms
     from streamline.ops.logs import register as register_logs
+    from streamline.ops.traces import register as register_traces
 
     register_logs(commands, _Parser)
     register_alarms(commands, _Parser)
+    register_traces(commands, _Parser)
     return parser
 
 

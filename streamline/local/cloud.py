@@ -31,6 +31,7 @@ from streamline.local.contracts import Clock, SystemClock
 from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
+from streamline.local.xray_daemon import XRayDaemon
 
 __all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client"]
 
@@ -150,6 +151,8 @@ class LocalCloud:
         #: Evaluates the deployed alarms every ``alarm_interval`` seconds of clock time (AWS
         #: evaluates each minute) and publishes their SNS actions.
         self.alarms = AlarmEvaluator(self.backends, self.clock, interval=alarm_interval)
+        #: Receives the functions' own X-Ray segments (the SDK's UDP datagrams) on a free port.
+        self.xray_daemon = XRayDaemon(self.backends)
         self._factories = (runner_factory, async_factory, esm_factory)
         self._publish = publish
         self._started = False
@@ -184,8 +187,11 @@ class LocalCloud:
             # Functions and in-process SDK calls (Step Functions integrations) must never
             # reach real AWS from here.
             os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+            self.xray_daemon.start()
             runner_factory, async_factory, esm_factory = self._factories
             self.runner = runner_factory(self) if runner_factory else None
+            if self.runner is not None:
+                self.runner.xray_address = self.xray_daemon.address
             self.async_engine = async_factory(self) if async_factory else None
             self.esm = esm_factory(self) if esm_factory else None
             # The ESM engine reports through its invoker (the runner).
@@ -217,6 +223,7 @@ class LocalCloud:
             (self.runner, "shutdown"),
             (self.metrics, "stop"),
             (self.alarms, "stop"),
+            (self.xray_daemon, "stop"),
         ):
             if engine is not None and hasattr(engine, method):
                 try:

@@ -77,6 +77,20 @@ def _trace_for(config: FunctionConfig, incoming: str | None) -> str | None:
     return incoming or None
 
 
+def _own_segment(trace_id: str, incoming: str | None) -> tuple[str, str, str | None]:
+    """``(header for the function, its segment's id, the caller's segment id or None)``.
+
+    The header's ``Parent`` becomes the function segment's id; the caller is the incoming
+    header's ``Parent`` (None for a trace that starts here).
+    """
+    parts = dict(p.split("=", 1) for p in trace_id.split(";") if "=" in p)
+    given = dict(p.split("=", 1) for p in (incoming or "").split(";") if "=" in p)
+    caller = given.get("Parent") if "Root" in given else None
+    segment_id = f"{random.getrandbits(64):016x}"
+    parts["Parent"] = segment_id
+    return ";".join(f"{k}={v}" for k, v in parts.items()), segment_id, caller
+
+
 @dataclass
 class _FunctionStats:
     cold_starts: int = 0
@@ -103,6 +117,8 @@ class FunctionRunner:
 
     #: Set by LocalCloud: receives AWS/Lambda's per-invocation metrics.
     metrics: MetricsPublisher | None = None
+    #: Set by LocalCloud: its X-Ray daemon's ``127.0.0.1:PORT`` (functions send segments there).
+    xray_address: str | None = None
 
     def __init__(
         self,
@@ -158,6 +174,10 @@ class FunctionRunner:
         concurrent = self._pools[pool_key].busy
         healthy = False
         trace_id = _trace_for(config, trace_header)
+        segment_id = caller = None
+        if config.tracing_mode == "Active" and trace_id:
+            # As in Lambda: the function's subsegments hang under the function's segment.
+            trace_id, segment_id, caller = _own_segment(trace_id, trace_header)
         started = time.time()
         try:
             invoked_arn = _invoked_arn(config, function, qualifier)
@@ -168,7 +188,7 @@ class FunctionRunner:
         finally:
             self._release(pool_key, env, healthy)
         if config.tracing_mode == "Active" and trace_id:
-            self._put_segment(config, trace_id, request_id, started, outcome)
+            self._put_segment(config, trace_id, request_id, started, outcome, segment_id, caller)
         with self._cond:
             stats = self._pools[pool_key].stats
             stats.invocations += 1
@@ -236,20 +256,22 @@ class FunctionRunner:
         request_id: str,
         started: float,
         outcome: InvocationOutcome,
+        segment_id: str | None = None,
+        caller: str | None = None,
     ) -> None:
         """Record the function's X-Ray segment, as Lambda does with active tracing."""
         parts = dict(p.split("=", 1) for p in trace_id.split(";") if "=" in p)
         segment = {
             "trace_id": parts.get("Root"),
-            "id": f"{random.getrandbits(64):016x}",
+            "id": segment_id or f"{random.getrandbits(64):016x}",
             "name": config.name,
             "origin": "AWS::Lambda::Function",
             "start_time": started,
             "end_time": time.time(),
             "aws": {"function_arn": config.arn, "request_id": request_id},
         }
-        if parts.get("Parent"):
-            segment["parent_id"] = parts["Parent"]
+        if caller:
+            segment["parent_id"] = caller
         if outcome.function_error:
             segment["fault" if outcome.timed_out else "error"] = True
         try:
@@ -367,7 +389,7 @@ class FunctionRunner:
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
             "_HANDLER": config.handler,
             "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+            "AWS_XRAY_DAEMON_ADDRESS": self.xray_address or "127.0.0.1:2000",
             "AWS_ENDPOINT_URL": self._endpoint_url,
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
