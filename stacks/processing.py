@@ -21,6 +21,7 @@ from stacks.constructs import (
     QueueProcessor,
     StreamProcessor,
 )
+from stacks.constructs.alarms import queue_not_empty
 from stacks.nag import suppress
 
 __all__ = ["ProcessingStack"]
@@ -214,13 +215,11 @@ class ProcessingStack(Stack):
                 threshold=1,
                 description="notifier: Lambda could not deliver to audit bus or notify-failures",
             ),
-            AlarmSpec(
-                name="NotifyFailuresNotEmpty",
-                metric=self.notify_failures.metric_approximate_number_of_messages_visible(
-                    period=_PERIOD, statistic="Maximum"
-                ),
-                threshold=thresholds.dead_letter_messages,
-                description="notifier: failed async invocations waiting; run the recovery workflow",
+            queue_not_empty(
+                "NotifyFailuresNotEmpty",
+                self.notify_failures,
+                thresholds.dead_letter_messages,
+                "notifier: failed async invocations waiting; run the recovery workflow",
             ),
             AlarmSpec(
                 name="NotifierErrors",

@@ -18,6 +18,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 __all__ = ["AlarmSpec", "AlarmThresholds", "MetricGroup", "build_alarms"]
@@ -71,6 +72,21 @@ class MetricGroup:
     queue_depth: tuple[cloudwatch.IMetric, ...] = ()
     oldest_message_age: tuple[cloudwatch.IMetric, ...] = ()
     dead_letters: tuple[cloudwatch.IMetric, ...] = ()
+
+
+METRIC_PERIOD = Duration.minutes(1)
+
+
+def queue_not_empty(name: str, queue: sqs.IQueue, threshold: float, description: str) -> AlarmSpec:
+    """Alarm when a DLQ or failure queue holds ``threshold`` or more visible messages."""
+    return AlarmSpec(
+        name=name,
+        metric=queue.metric_approximate_number_of_messages_visible(
+            period=METRIC_PERIOD, statistic="Maximum"
+        ),
+        threshold=threshold,
+        description=description,
+    )
 
 
 def build_alarms(

@@ -23,6 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.constructs.alarms import AlarmSpec
 from stacks.constructs.guard import resolve_handler
 from stacks.nag import suppress
 
@@ -115,6 +116,33 @@ class PipelineFunction(Construct):
             period=period or Duration.minutes(1),
             statistic="Sum",
             label=f"{self.service} {name}",
+        )
+
+    def health_metrics(self) -> dict[str, tuple[cloudwatch.IMetric, ...]]:
+        """The MetricGroup fields every processor shares: throughput, outcomes, errors, time."""
+        fn = self.function
+        period = Duration.minutes(1)
+        return {
+            "invocations": (fn.metric_invocations(period=period, statistic="Sum"),),
+            "records": (self.metric_records("RecordsProcessed"),),
+            "record_failures": (
+                self.metric_records("RecordsFailed"),
+                self.metric_records("RecordsPoisoned"),
+            ),
+            "errors": (
+                fn.metric_errors(period=period, statistic="Sum"),
+                fn.metric_throttles(period=period, statistic="Sum"),
+            ),
+            "duration": (fn.metric_duration(period=period, statistic="p99"),),
+        }
+
+    def errors_alarm(self, prefix: str, threshold: float) -> AlarmSpec:
+        """Whole-batch failures (function errors): item failures never count here."""
+        return AlarmSpec(
+            name=f"{prefix}FunctionErrors",
+            metric=self.function.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            threshold=threshold,
+            description=f"{prefix}: whole-batch failures of {self.service}",
         )
 
     # builders -------------------------------------------------------------------------------

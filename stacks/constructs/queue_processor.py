@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup
+from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
@@ -185,13 +185,11 @@ class QueueProcessor(Construct):
     def alarm_specs(self) -> list[AlarmSpec]:
         prefix = self.node.id
         return [
-            AlarmSpec(
-                name=f"{prefix}DeadLetterQueueNotEmpty",
-                metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=_METRIC_PERIOD, statistic="Maximum"
-                ),
-                threshold=self.thresholds.dead_letter_messages,
-                description=f"{prefix}: messages in the DLQ; run the recovery workflow",
+            queue_not_empty(
+                f"{prefix}DeadLetterQueueNotEmpty",
+                self.dead_letter_queue,
+                self.thresholds.dead_letter_messages,
+                f"{prefix}: messages in the DLQ; run the recovery workflow",
             ),
             AlarmSpec(
                 name=f"{prefix}OldestMessageAge",
@@ -203,31 +201,13 @@ class QueueProcessor(Construct):
                 datapoints_to_alarm=3,
                 description=f"{prefix}: the queue is falling behind (oldest message age)",
             ),
-            AlarmSpec(
-                name=f"{prefix}FunctionErrors",
-                metric=self.processor.function.metric_errors(
-                    period=_METRIC_PERIOD, statistic="Sum"
-                ),
-                threshold=self.thresholds.function_errors,
-                description=f"{prefix}: whole-batch failures of {self.processor.service}",
-            ),
+            self.processor.errors_alarm(prefix, self.thresholds.function_errors),
         ]
 
     def metric_group(self) -> MetricGroup:
-        fn = self.processor.function
         return MetricGroup(
             title=f"{self.node.id} ({'SQS FIFO' if self.fifo else 'SQS'})",
-            invocations=(fn.metric_invocations(period=_METRIC_PERIOD, statistic="Sum"),),
-            records=(self.processor.metric_records("RecordsProcessed"),),
-            record_failures=(
-                self.processor.metric_records("RecordsFailed"),
-                self.processor.metric_records("RecordsPoisoned"),
-            ),
-            errors=(
-                fn.metric_errors(period=_METRIC_PERIOD, statistic="Sum"),
-                fn.metric_throttles(period=_METRIC_PERIOD, statistic="Sum"),
-            ),
-            duration=(fn.metric_duration(period=_METRIC_PERIOD, statistic="p99"),),
+            **self.processor.health_metrics(),
             queue_depth=(
                 self.queue.metric_approximate_number_of_messages_visible(
                     period=_METRIC_PERIOD, statistic="Maximum"

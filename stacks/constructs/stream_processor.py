@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup
+from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
@@ -185,20 +185,13 @@ class StreamProcessor(Construct):
                 datapoints_to_alarm=3,
                 description=f"{prefix}: the stream consumer is falling behind (iterator age, ms)",
             ),
-            AlarmSpec(
-                name=f"{prefix}FailureQueueNotEmpty",
-                metric=self.failure_queue.metric_approximate_number_of_messages_visible(
-                    period=_METRIC_PERIOD, statistic="Maximum"
-                ),
-                threshold=self.thresholds.dead_letter_messages,
-                description=f"{prefix}: failure records waiting; run the recovery workflow",
+            queue_not_empty(
+                f"{prefix}FailureQueueNotEmpty",
+                self.failure_queue,
+                self.thresholds.dead_letter_messages,
+                f"{prefix}: failure records waiting; run the recovery workflow",
             ),
-            AlarmSpec(
-                name=f"{prefix}FunctionErrors",
-                metric=fn.metric_errors(period=_METRIC_PERIOD, statistic="Sum"),
-                threshold=self.thresholds.function_errors,
-                description=f"{prefix}: whole-batch failures of {self.processor.service}",
-            ),
+            self.processor.errors_alarm(prefix, self.thresholds.function_errors),
         ]
 
     def metric_group(self) -> MetricGroup:
@@ -206,17 +199,7 @@ class StreamProcessor(Construct):
         kind = "Kinesis" if self.stream is not None else "DynamoDB stream"
         return MetricGroup(
             title=f"{self.node.id} ({kind})",
-            invocations=(fn.metric_invocations(period=_METRIC_PERIOD, statistic="Sum"),),
-            records=(self.processor.metric_records("RecordsProcessed"),),
-            record_failures=(
-                self.processor.metric_records("RecordsFailed"),
-                self.processor.metric_records("RecordsPoisoned"),
-            ),
-            errors=(
-                fn.metric_errors(period=_METRIC_PERIOD, statistic="Sum"),
-                fn.metric_throttles(period=_METRIC_PERIOD, statistic="Sum"),
-            ),
-            duration=(fn.metric_duration(period=_METRIC_PERIOD, statistic="p99"),),
+            **self.processor.health_metrics(),
             iterator_age=(fn.metric("IteratorAge", period=_METRIC_PERIOD, statistic="Maximum"),),
             dead_letters=(
                 self.failure_queue.metric_approximate_number_of_messages_visible(
