@@ -17,6 +17,7 @@ from stacks.constructs import (
     PipelineFunction,
     StreamProcessor,
 )
+from stacks.constructs.table import pipeline_table
 
 __all__ = ["IngestStack"]
 
@@ -74,17 +75,12 @@ class IngestStack(Stack):
         )
 
     def _build_orders_table(self) -> dynamodb.Table:
-        return dynamodb.Table(
+        return pipeline_table(
             self,
             "Orders",
-            partition_key=dynamodb.Attribute(name="order_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            partition_key="order_id",
             removal_policy=self.config.removal_policy,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
 
     def alarm_specs(self) -> list[AlarmSpec]:

@@ -54,6 +54,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs import AlarmSpec, FunctionSettings, MetricGroup, PipelineFunction
+from stacks.constructs.table import pipeline_table
 from stacks.ingest import IngestStack
 from stacks.nag import suppress
 from stacks.processing import ProcessingStack
@@ -246,15 +247,10 @@ class OrchestrationStack(Stack):
         )
 
     def _build_recovery_table(self) -> dynamodb.Table:
-        return dynamodb.Table(
+        return pipeline_table(
             self,
             "Recovery",
-            partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            partition_key="record_id",
             removal_policy=self.config.removal_policy,
         )
 

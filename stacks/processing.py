@@ -22,6 +22,7 @@ from stacks.constructs import (
     StreamProcessor,
 )
 from stacks.constructs.alarms import queue_not_empty
+from stacks.constructs.table import pipeline_table
 from stacks.nag import suppress
 
 __all__ = ["ProcessingStack"]
@@ -171,15 +172,10 @@ class ProcessingStack(Stack):
         self.effects_table.grant(fn.function, "dynamodb:GetItem", "dynamodb:PutItem")
 
     def _build_effects_table(self) -> dynamodb.Table:
-        return dynamodb.Table(
+        return pipeline_table(
             self,
             "Effects",
-            partition_key=dynamodb.Attribute(name="effect_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            partition_key="effect_id",
             removal_policy=self.config.removal_policy,
         )
 
