@@ -126,3 +126,34 @@ def test_sampled_queue_depth_and_no_double_counted_stream_records(cloud: LocalCl
     assert age is not None and age >= 0
     # moto's Kinesis backend publishes IncomingRecords itself; sampling must not add to it.
     assert _sum(cloud, "AWS/Kinesis", "IncomingRecords", {"StreamName": stream}, "Sum") == 4
+
+
+def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> None:
+    """Executions of a deployed machine are sampled into AWS/States, by StateMachineArn."""
+    from tests.local.deployed import eventually
+
+    cloud = deployed.cloud
+    machine = deployed.out("MachineArn")
+    sfn = cloud.client("stepfunctions")
+    cloud.metrics.sample_once()  # baseline: later samples count only what happens next
+    execution = sfn.start_execution(
+        stateMachineArn=machine,
+        input=json.dumps({"case": "error", "respond": "error", "errorType": "CustomError"}),
+    )["executionArn"]
+    eventually(lambda: sfn.describe_execution(executionArn=execution)["status"] != "RUNNING")
+    cloud.metrics.sample_once()
+
+    def total(name: str) -> float:
+        points = cloud.client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/States",
+            MetricName=name,
+            Dimensions=[{"Name": "StateMachineArn", "Value": machine}],
+            StartTime=datetime(2000, 1, 1, tzinfo=UTC),
+            EndTime=datetime(2100, 1, 1, tzinfo=UTC),
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    assert total("ExecutionsStarted") >= 1
+    assert total("ExecutionsSucceeded") >= 1
