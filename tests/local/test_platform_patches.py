@@ -124,9 +124,10 @@ def test_sqs_mapping_created_through_the_api_does_not_invoke_on_send(
 
     sqs.send_message(QueueUrl=url, MessageBody="hello")
 
+    # moto's built-in trigger would have invoked the function inside SendMessage, through the
+    # (recorded) invoke path. Our own ESM engine may pick the message up a moment later through
+    # the runner, so the queue's depth is not asserted here: it races that engine.
     assert recorder.sync == [] and recorder.submitted == []
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "1"
 
 
 def test_dynamodb_stream_records_are_not_cleared_by_a_mapping(
