@@ -9,8 +9,10 @@ dimensions, so the same dashboards and alarms work locally:
   IteratorAge for stream mappings; for asynchronous invocation AsyncEventsReceived,
   AsyncEventAge, AsyncEventsDropped, DestinationDeliveryFailures and DeadLetterErrors.
 - ``AWS/SQS`` (``QueueName``), sampled: ApproximateNumberOfMessagesVisible / NotVisible /
-  Delayed and ApproximateAgeOfOldestMessage. moto keeps no send/receive/delete counters, so
-  NumberOfMessagesSent/Received/Deleted are not published.
+  Delayed and ApproximateAgeOfOldestMessage; NumberOfMessagesSent / Received / Deleted and
+  NumberOfEmptyReceives as the sums since the last sample. moto keeps no such counters: the
+  ``sqs_message_counters`` patch and the SQS poller's batch delete add to :data:`SQS_ACTIVITY`.
+  As on AWS, a message moved to a dead-letter queue by its redrive policy is not "sent" there.
 - ``AWS/Kinesis`` (``StreamName``): GetRecords.IteratorAgeMilliseconds (per batch a mapping
   reads; its Maximum is the maximum over the mappings reading the stream). IncomingRecords and
   IncomingBytes are not published here: moto's Kinesis backend already puts them on every
@@ -42,7 +44,7 @@ from typing import Any
 
 from streamline.local.contracts import Clock, SystemClock
 
-__all__ = ["MetricsPublisher", "function_name"]
+__all__ = ["SQS_ACTIVITY", "MetricsPublisher", "QueueActivity", "function_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +61,40 @@ def function_name(function: str) -> str:
     if ":function:" in function:
         return function.split(":function:", 1)[1].split(":", 1)[0]
     return function.split(":", 1)[0]
+
+
+class QueueActivity:
+    """Per-queue message counters (sent, received, deleted, empty receives), drained by sampling.
+
+    Process-global like moto's backends: the SQS API and the poller both count here, from any
+    thread, and each sample takes the sums since the previous one.
+    """
+
+    NAMES = (
+        "NumberOfMessagesSent",
+        "NumberOfMessagesReceived",
+        "NumberOfMessagesDeleted",
+        "NumberOfEmptyReceives",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def add(self, queue_name: str, name: str, value: int = 1) -> None:
+        with self._lock:
+            counts = self._counts.setdefault(queue_name, dict.fromkeys(self.NAMES, 0))
+            counts[name] += value
+
+    def drain(self, queue_name: str) -> dict[str, int]:
+        """The counts since the last drain (zeros for a queue with no activity)."""
+        with self._lock:
+            counts = self._counts.pop(queue_name, None)
+        return counts or dict.fromkeys(self.NAMES, 0)
+
+
+#: Every queue's counters in this process (one moto per process).
+SQS_ACTIVITY = QueueActivity()
 
 
 def _timestamp(epoch: float) -> datetime:
@@ -210,6 +246,8 @@ class MetricsPublisher:
                  queue.approximate_number_of_messages_delayed, "Count", dims),
                 ("AWS/SQS", "ApproximateAgeOfOldestMessage", int(oldest), "Seconds", dims),
             ]  # fmt: skip
+            activity = SQS_ACTIVITY.drain(name)
+            points += [("AWS/SQS", metric, n, "Count", dims) for metric, n in activity.items()]
         return points
 
     def _sample_states(self, now: float) -> list[tuple[str, str, float, str, dict[str, str]]]:

@@ -613,6 +613,51 @@ class VisibleMessages:
 
 
 @_patch(
+    "moto.sqs.models:SQSBackend.send_message",
+    "moto.sqs.models:SQSBackend.receive_message",
+    "moto.sqs.models:SQSBackend.delete_message",
+)
+def sqs_message_counters() -> None:
+    """SendMessage, ReceiveMessage and DeleteMessage count into AWS/SQS's message metrics.
+
+    moto keeps no NumberOfMessagesSent/Received/Deleted or NumberOfEmptyReceives; the metrics
+    publisher samples these counters (``streamline.local.metrics.SQS_ACTIVITY``). Batches go
+    through the same backend methods per entry, so they are counted per message, as on AWS.
+    Wraps whatever is installed (``sqs_hot_paths_constant_time`` runs first).
+    """
+    from moto.sqs.models import SQSBackend
+
+    from streamline.local.metrics import SQS_ACTIVITY
+
+    send, receive, delete = (
+        SQSBackend.send_message,
+        SQSBackend.receive_message,
+        SQSBackend.delete_message,
+    )
+
+    def send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        message = send(self, queue_name, *args, **kwargs)
+        SQS_ACTIVITY.add(queue_name, "NumberOfMessagesSent")
+        return message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        messages = receive(self, queue_name, *args, **kwargs)
+        if messages:
+            SQS_ACTIVITY.add(queue_name, "NumberOfMessagesReceived", len(messages))
+        else:
+            SQS_ACTIVITY.add(queue_name, "NumberOfEmptyReceives")
+        return messages
+
+    def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
+        delete(self, queue_name, receipt_handle)
+        SQS_ACTIVITY.add(queue_name, "NumberOfMessagesDeleted")
+
+    _replace(SQSBackend, "send_message", send_message)
+    _replace(SQSBackend, "receive_message", receive_message)
+    _replace(SQSBackend, "delete_message", delete_message)
+
+
+@_patch(
     "moto.awslambda.models:LambdaBackend.create_event_source_mapping",
     "moto.awslambda.models:LambdaBackend.update_event_source_mapping",
     "moto.awslambda.models:EventSourceMapping.get_configuration",

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from streamline.local.contracts import ManualClock, SystemClock
 from streamline.local.esm import EsmEngine
 from streamline.local.esm.testing import MotoHarness, ScriptedInvoker, wait_until
+from streamline.local.metrics import SQS_ACTIVITY
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,10 @@ def test_item_01_success_forms_delete_the_batch(env: Env) -> None:
     wait_until(env.engine.idle)
     assert sorted(env.invoker.bodies()) == [f"m{i}" for i in range(6)]
     assert {r["attributes"]["ApproximateReceiveCount"] for r in env.invoker.records()} == {"1"}
+    # The poller's deletes count into AWS/SQS NumberOfMessagesDeleted, as on AWS.
+    activity = SQS_ACTIVITY.drain(arn.rsplit(":", 1)[1])
+    assert activity["NumberOfMessagesDeleted"] == 6
+    assert activity["NumberOfMessagesReceived"] == 6
 
 
 def test_item_02_error_and_malformed_response_fail_the_whole_batch(env: Env) -> None:

@@ -128,6 +128,38 @@ def test_sampled_queue_depth_and_no_double_counted_stream_records(cloud: LocalCl
     assert _sum(cloud, "AWS/Kinesis", "IncomingRecords", {"StreamName": stream}, "Sum") == 4
 
 
+def test_sqs_message_counts_are_sums_since_the_last_sample(cloud: LocalCloud) -> None:
+    """NumberOfMessagesSent/Received/Deleted count messages (batches per entry), as on AWS."""
+    queue = f"counts-{uuid.uuid4().hex[:8]}"
+    sqs = cloud.client("sqs")
+    url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(5)]
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="single")
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
+    sqs.delete_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received[1:3])
+        ],
+    )
+    empty = sqs.create_queue(QueueName=f"{queue}-empty")["QueueUrl"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=empty)
+
+    cloud.metrics.sample_once()
+    cloud.metrics.sample_once()  # a second sample adds zeros, never the same counts again
+
+    dims = {"QueueName": queue}
+    assert _sum(cloud, "AWS/SQS", "NumberOfMessagesSent", dims, "Sum") == 6
+    assert _sum(cloud, "AWS/SQS", "NumberOfMessagesReceived", dims, "Sum") == len(received) == 4
+    assert _sum(cloud, "AWS/SQS", "NumberOfMessagesDeleted", dims, "Sum") == 3
+    assert _sum(cloud, "AWS/SQS", "NumberOfEmptyReceives", dims, "Sum") == 0
+    empty_dims = {"QueueName": f"{queue}-empty"}
+    assert _sum(cloud, "AWS/SQS", "NumberOfEmptyReceives", empty_dims, "Sum") == 1
+
+
 def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> None:
     """Executions of a deployed machine are sampled into AWS/States, by StateMachineArn."""
     from tests.local.deployed import eventually

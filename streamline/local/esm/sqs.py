@@ -25,6 +25,7 @@ from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedF
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.worker import MappingWorker, WorkerState
+from streamline.local.metrics import SQS_ACTIVITY
 
 __all__ = ["MAX_PAYLOAD_BYTES", "SqsWorker", "sqs_record"]
 
@@ -371,3 +372,5 @@ def _delete_handles(queue: Any, handles: list[str]) -> None:
                     break
         for index in reversed(doomed):
             del messages[index]
+    # The poller deletes without DeleteMessage(Batch); count as AWS counts the poller's deletes.
+    SQS_ACTIVITY.add(queue.name, "NumberOfMessagesDeleted", len(doomed))
