@@ -58,7 +58,8 @@ class MonitoringStack(Stack):
             cloudwatch.TextWidget(
                 markdown=(
                     f"# Streamline {self.config.stage}\n"
-                    "Per processor: throughput (invocations, records processed), errors and "
+                    "Per processor: throughput (invocations and records processed; on the right, "
+                    "what its source took in and handed on), errors and "
                     "partial failures (RecordsFailed, RecordsPoisoned), p99 duration, lag "
                     "(iterator age / queue depth and oldest message), dead letters. "
                     "Dead letters are drained by the `recovery` workflow."
@@ -88,7 +89,7 @@ class MonitoringStack(Stack):
             )
 
         widgets: list[cloudwatch.IWidget] = [
-            graph("throughput", [*group.invocations, *group.records]),
+            graph("throughput", [*group.invocations, *group.records], right=list(group.source)),
             graph("errors and partial failures", [*group.errors, *group.record_failures]),
             graph("duration", group.duration),
         ]

@@ -65,6 +65,8 @@ class MetricGroup:
     title: str
     invocations: tuple[cloudwatch.IMetric, ...] = ()
     records: tuple[cloudwatch.IMetric, ...] = ()
+    #: What the source takes in and hands on (Kinesis IncomingRecords, SQS sent/deleted).
+    source: tuple[cloudwatch.IMetric, ...] = ()
     record_failures: tuple[cloudwatch.IMetric, ...] = ()
     errors: tuple[cloudwatch.IMetric, ...] = ()
     duration: tuple[cloudwatch.IMetric, ...] = ()

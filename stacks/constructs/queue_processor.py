@@ -208,6 +208,14 @@ class QueueProcessor(Construct):
         return MetricGroup(
             title=f"{self.node.id} ({'SQS FIFO' if self.fifo else 'SQS'})",
             **self.processor.health_metrics(),
+            source=(
+                self.queue.metric_number_of_messages_sent(
+                    period=_METRIC_PERIOD, statistic="Sum", label="messages sent"
+                ),
+                self.queue.metric_number_of_messages_deleted(
+                    period=_METRIC_PERIOD, statistic="Sum", label="messages deleted"
+                ),
+            ),
             queue_depth=(
                 self.queue.metric_approximate_number_of_messages_visible(
                     period=_METRIC_PERIOD, statistic="Maximum"

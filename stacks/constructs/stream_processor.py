@@ -200,6 +200,16 @@ class StreamProcessor(Construct):
         return MetricGroup(
             title=f"{self.node.id} ({kind})",
             **self.processor.health_metrics(),
+            # DynamoDB Streams publish no record counts; Kinesis's IncomingRecords is the input.
+            source=(
+                (
+                    self.stream.metric_incoming_records(
+                        period=_METRIC_PERIOD, statistic="Sum", label="incoming records"
+                    ),
+                )
+                if self.stream is not None
+                else ()
+            ),
             iterator_age=(fn.metric("IteratorAge", period=_METRIC_PERIOD, statistic="Maximum"),),
             dead_letters=(
                 self.failure_queue.metric_approximate_number_of_messages_visible(

@@ -56,6 +56,11 @@ def test_dashboard_has_the_stage_rows(stage: Synth) -> None:
     for needle in (
         "RecordsProcessed",
         "RecordsFailed",
+        "RecordsPoisoned",
+        "IncomingRecords",
+        "NumberOfMessagesSent",
+        "NumberOfMessagesDeleted",
+        "Duration",
         "IteratorAge",
         "ApproximateAgeOfOldestMessage",
         "ApproximateNumberOfMessagesVisible",
