@@ -17,6 +17,7 @@ from streamline.local.contracts import ManualClock
 from tests.local.deployed import Deployed
 
 FIXTURE_APPS = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +54,15 @@ def tiny_outputs(cloud: LocalCloud) -> dict[str, str]:
 def deployed(cloud: LocalCloud) -> Deployed:
     """The conformance fixture app (not ours), deployed once with the unchanged CDK CLI."""
     return Deployed(cloud=cloud, outputs=cloud.deploy(FIXTURE_APPS / "conformance")["conformance"])
+
+
+@pytest.fixture(scope="session")
+def pipeline(cloud: LocalCloud) -> dict[str, str]:
+    """Every stack output of the deployed dev stage, merged (keys are unique across stacks)."""
+    merged: dict[str, str] = {}
+    for outputs in cloud.deploy(REPO).values():
+        merged.update(outputs)
+    return merged
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
