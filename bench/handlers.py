@@ -80,7 +80,7 @@ class FakeOrders:
     def __init__(self) -> None:
         self.items: dict[str, Any] = {}
 
-    def put_if_newer(self, state: Any) -> bool:
+    def put_if_newer(self, state: Any, **_: Any) -> bool:
         current = self.items.get(state.order_id)
         if current is not None and current.version >= state.version:
             return False
@@ -103,7 +103,7 @@ class FakeQueue:
     def __init__(self) -> None:
         self.sent = 0
 
-    def send(self, task: Any) -> str:
+    def send(self, task: Any, **_: Any) -> str:
         task.model_dump_json()  # the adapter serialises each task once
         self.sent += 1
         return "id"

@@ -2,6 +2,8 @@
 
 Each status change becomes its tasks (pure logic); task ids are deterministic, so a redelivered
 stream record re-sends the same tasks and the FIFO queue and effects table drop the copies.
+The work is recorded in the trace of the ingest invocation that wrote the change (its header is
+on the item), and the tasks carry that trace on to their consumers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from orderflow import coldstart
 
 coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
@@ -21,7 +24,9 @@ from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import TaskQueue
 from orderflow.events import FulfilmentTask, NotificationTask, OrderState, build_models, parse_model
 from orderflow.logic import tasks_for_change
+from orderflow.observability import linked_traces
 from orderflow.settings import ChangesSettings, load_settings
+from orderflow.tracing import split_item_trace
 
 __all__ = ["handler"]
 
@@ -30,7 +35,7 @@ settings = load_settings(ChangesSettings)
 queue = TaskQueue(settings.fulfilment_queue_url, settings.notifications_queue_url)
 
 
-def _state(image: dict[str, Any] | None) -> OrderState | None:
+def _state(image: Mapping[str, Any] | None) -> OrderState | None:
     return parse_model(OrderState, image) if image else None
 
 
@@ -42,8 +47,11 @@ def handler(record: DynamoDBRecord) -> None:
     change = record.dynamodb
     if change is None:  # pragma: no cover - AWS always sends the change body
         return
-    for task in tasks_for_change(_state(change.old_image), _state(change.new_image)):
-        queue.send(task)
+    new_image, order_trace = split_item_trace(change.new_image)
+    old_image, _ = split_item_trace(change.old_image)
+    with linked_traces.hop(order_trace) as trace_header:
+        for task in tasks_for_change(_state(old_image), _state(new_image)):
+            queue.send(task, trace_header=trace_header)
 
 
 coldstart.end()

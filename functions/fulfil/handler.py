@@ -1,7 +1,9 @@
 """fulfil: ``fulfilment.fifo`` -> ``effects`` table ("fulfil#<order_id>", exactly once).
 
 FIFO with ``skip_group_on_error``: after a failure in one order's group, that group's later
-messages are returned for retry (keeping per-order order) while other groups continue.
+messages are returned for retry (keeping per-order order) while other groups continue. Each
+task's work is recorded in the order's trace (its AWSTraceHeader): Lambda starts a new trace for
+an SQS batch and only links it to the senders' traces.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import EffectsRepository
 from orderflow.events import FulfilmentTask, build_models, parse_model
+from orderflow.observability import linked_traces
 from orderflow.settings import FulfilSettings, load_settings
 
 __all__ = ["handler"]
@@ -27,8 +30,11 @@ effects = EffectsRepository(settings.effects_table)
 @partial_batch_handler(source=Source.SQS_FIFO)
 def handler(record: SQSRecord) -> None:
     """Record the fulfilment of one order; a repeated task is a successful no-op."""
-    task = parse_model(FulfilmentTask, record.body)
-    effects.put_once(task.effect_id, order_id=task.order_id, kind=task.kind, event_id=task.event_id)
+    with linked_traces.hop(record.attributes.aws_trace_header):
+        task = parse_model(FulfilmentTask, record.body)
+        effects.put_once(
+            task.effect_id, order_id=task.order_id, kind=task.kind, event_id=task.event_id
+        )
 
 
 coldstart.end()

@@ -1,7 +1,8 @@
 """ingest: Kinesis ``order-events`` -> ``orders`` table (conditional write per event).
 
 Parse the event (poison if invalid), honour fault injection when enabled, then write the state
-the event stands for unless the table already holds a newer one.
+the event stands for unless the table already holds a newer one. The item carries this
+invocation's X-Ray header, so the order's trace continues past the table's stream.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from orderflow.dal import OrdersRepository
 from orderflow.errors import TransientError
 from orderflow.events import OrderEvent, OrderState, build_models, parse_event
 from orderflow.logic import chaos_active, state_for
+from orderflow.observability import linked_traces
 from orderflow.settings import IngestSettings, load_settings
 
 __all__ = ["handler"]
@@ -35,7 +37,7 @@ def handler(record: KinesisStreamRecord) -> None:
     chaos = event.chaos
     if settings.chaos_enabled and chaos and chaos_active(event, datetime.now(UTC)):
         raise TransientError(f"chaos: transient until {chaos.transient_until.isoformat()}")
-    orders.put_if_newer(state_for(event))
+    orders.put_if_newer(state_for(event), trace_header=linked_traces.carried_header())
 
 
 coldstart.end()

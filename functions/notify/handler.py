@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from orderflow.batch import Source, partial_batch_handler
 from orderflow.dal import FunctionInvoker
 from orderflow.events import NotificationTask, build_models, parse_model
+from orderflow.observability import linked_traces
 from orderflow.settings import NotifySettings, load_settings
 
 __all__ = ["handler"]
@@ -27,8 +28,10 @@ invoker = FunctionInvoker()
 @partial_batch_handler(source=Source.SQS)
 def handler(record: SQSRecord) -> None:
     """Hand one notification to notifier (InvocationType=Event)."""
-    task = parse_model(NotificationTask, record.body)
-    invoker.invoke_async(settings.notifier_function_name, task.model_dump_json().encode())
+    # AWS links, not continues, an SQS batch's trace: join the order's trace explicitly.
+    with linked_traces.hop(record.attributes.aws_trace_header):
+        task = parse_model(NotificationTask, record.body)
+        invoker.invoke_async(settings.notifier_function_name, task.model_dump_json().encode())
 
 
 coldstart.end()

@@ -16,8 +16,10 @@ Per record the decorator:
 - lets transient errors become batch item failures for AWS to retry.
 
 Per batch it logs each failure once (never successes), emits ``RecordsProcessed``,
-``RecordsFailed`` and ``RecordsPoisoned`` as one EMF blob, and traces the batch as one
-subsegment annotated with those counts: a subsegment per record roughly doubles CPU per record.
+``RecordsFailed`` and ``RecordsPoisoned`` as one EMF blob, traces the batch as one
+subsegment annotated with those counts (a subsegment per record roughly doubles CPU per record),
+and flushes the segments its records recorded in their upstream traces
+(:data:`orderflow.observability.linked_traces`).
 
 Example::
 
@@ -48,7 +50,14 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.exceptions import SQSFifoMessageGroupCircuitBreakerError
 from orderflow.errors import ErrorKind, TransientError, classify, describe
-from orderflow.observability import MetricUnit, current_trace_header, logger, metrics, tracer
+from orderflow.observability import (
+    MetricUnit,
+    current_trace_header,
+    linked_traces,
+    logger,
+    metrics,
+    tracer,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -255,7 +264,11 @@ class BatchHandler(Generic[R]):
         trace = current_trace_header()
         root = trace.split(";", 1)[0].removeprefix("Root=") if trace else None
         logger.set_correlation_id(root or getattr(context, "aws_request_id", None))
-        result = self.process(event, context)
+        try:
+            result = self.process(event, context)
+        finally:
+            # The segments records hopped into their upstream traces: one datagram each.
+            linked_traces.flush()
         skipped = result.failed - self._logged_failures(result)
         if skipped > 0:
             # FIFO circuit breaker: records behind a failed one in their group were not run.

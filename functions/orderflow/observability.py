@@ -1,7 +1,9 @@
 """The only place that creates the Powertools Logger, Tracer and Metrics.
 
 Every module imports these singletons, so a function has one logger (one JSON format, one
-correlation id), one tracer and one metrics buffer flushed once per invocation.
+correlation id), one tracer and one metrics buffer flushed once per invocation. Beside them,
+``linked_traces`` records a consumer's work in the traces its records came from (see
+:mod:`orderflow.tracing`); the batch entry point flushes it once per batch.
 
 Example::
 
@@ -18,8 +20,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from orderflow.dal.xray import DaemonEmitter
+from orderflow.tracing import LinkedTraces
 
-__all__ = ["MetricUnit", "current_trace_header", "logger", "metrics", "tracer"]
+__all__ = [
+    "MetricUnit",
+    "current_trace_header",
+    "linked_traces",
+    "logger",
+    "metrics",
+    "tracer",
+]
 
 
 class _DisabledTracer:
@@ -60,6 +71,17 @@ tracer: Tracer = (
     else Tracer(patch_modules=("botocore",))
 )
 metrics = Metrics()
+
+
+def _linked_trace_error(message: str, exc: BaseException) -> None:
+    logger.warning(message, extra={"error_type": type(exc).__name__, "reason": str(exc)[:200]})
+
+
+# Off with the tracer: no segments without tracing, nor without a daemon to take them.
+linked_traces = LinkedTraces(
+    emitter=None if _tracing_disabled() else DaemonEmitter.from_environment(),
+    on_error=_linked_trace_error,
+)
 
 
 def current_trace_header() -> str | None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from orderflow.errors import ErrorKind, PoisonRecordError
 from orderflow.events import OrderEvent, OrderState, parse_model, parse_task
+from orderflow.tracing import split_item_trace
 
 __all__ = [
     "MAX_ITEMS",
@@ -250,7 +251,8 @@ def _validate_stream_change(payload: str) -> None:
         plain = {key: TypeDeserializer().deserialize(value) for key, value in image.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PoisonRecordError(f"not a DynamoDB stream change with a NewImage: {exc}") from exc
-    parse_model(OrderState, plain)
+    state, _ = split_item_trace(plain)  # the item's trace header is not part of the schema
+    parse_model(OrderState, state)
 
 
 def record_id_for(source_name: str, payload: str) -> str:

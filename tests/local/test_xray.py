@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from orderflow.dal.xray import DaemonEmitter
+from orderflow.tracing import LinkedTraces, parse_daemon_address
 
 from streamline.local.cloud import LocalCloud
 from streamline.local.runtime.testing import make_zip
@@ -84,6 +86,34 @@ def test_daemon_stores_udp_segments_and_skips_malformed(cloud: LocalCloud) -> No
     (stored,) = _eventually(lambda: _documents(cloud, trace_id))
     assert stored["name"] == "udp"
     assert daemon.malformed == skipped + 2
+
+
+def test_linked_segments_from_orderflow_reach_xray_under_their_upstream_segment(
+    cloud: LocalCloud,
+) -> None:
+    trace_id = _trace_id()
+    now = time.time()
+    producer = {"trace_id": trace_id, "id": "b" * 16, "name": "producer", "start_time": now}
+    producer["end_time"] = now + 0.01
+    _send(
+        cloud.xray_daemon.address,
+        b'{"format": "json", "version": 1}\n' + json.dumps(producer).encode(),
+    )
+    address = parse_daemon_address(cloud.xray_daemon.address)
+    assert address is not None
+    linked = LinkedTraces(DaemonEmitter(address), name="consumer", current=lambda: None)
+
+    with linked.hop(f"Root={trace_id};Parent={'b' * 16};Sampled=1") as header:
+        assert header is not None
+    assert linked.flush() == 1
+
+    def both() -> list[dict[str, Any]] | None:
+        documents = _documents(cloud, trace_id)
+        return documents if len(documents) == 2 else None
+
+    lines = format_tree(trace_id, _eventually(both))
+    assert lines[1].startswith("  producer  ")
+    assert lines[2].startswith("    consumer  ")
 
 
 def test_powertools_subsegments_reach_xray_under_the_function_segment(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
+import pytest
 from orderflow.dal import TaskQueue
+from orderflow.observability import linked_traces
 
 from .support import expected_response, fail_when, load_event, throttle
 
@@ -20,7 +23,11 @@ def test_given_changes_with_poison_and_transient_when_processed_then_exact_failu
 ):
     changes = load_function("changes")
     fail_when(
-        monkeypatch, TaskQueue, "send", lambda self, task: task.order_id == "o-15", throttle("Send")
+        monkeypatch,
+        TaskQueue,
+        "send",
+        lambda self, task, **_: task.order_id == "o-15",
+        throttle("Send"),
     )
 
     response = changes.handler(load_event(FIXTURE), context)
@@ -76,3 +83,109 @@ def test_given_the_same_change_twice_when_processed_then_fifo_dedups_the_fulfilm
     changes.handler(event, context)
 
     assert len(pipeline.messages("fulfilment.fifo")) == 1
+
+
+INGEST_ROOT = "1-5759e988-bd862e3fe1be46a994272793"
+INGEST_HEADER = f"Root={INGEST_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"
+CHANGES_HEADER = "Root=1-6000aaaa-000000000000000000000001;Parent=1111111111111111;Sampled=1"
+
+
+class Daemon:
+    def __init__(self) -> None:
+        self.segments: list[dict] = []
+
+    def send(self, document) -> None:
+        self.segments.append(dict(document))
+
+
+@pytest.fixture
+def daemon(monkeypatch) -> Daemon:
+    """Tracing on (as with active tracing in Lambda), segments kept instead of sent."""
+    fake = Daemon()
+    monkeypatch.setattr(linked_traces, "emitter", fake)
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", CHANGES_HEADER)
+    return fake
+
+
+def with_ingest_trace(event: dict, header: str = INGEST_HEADER) -> dict:
+    """The event as the stream delivers items written by a traced ingest invocation."""
+    event = copy.deepcopy(event)
+    for record in event["Records"]:
+        for image in ("NewImage", "OldImage"):
+            if image in record["dynamodb"]:
+                record["dynamodb"][image]["trace_header"] = {"S": header}
+    return event
+
+
+def test_given_changes_written_by_a_traced_ingest_when_processed_then_tasks_continue_its_trace(
+    pipeline, load_function, context, daemon
+):
+    changes = load_function("changes")
+    event = with_ingest_trace(load_event(FIXTURE))
+    event["Records"] = event["Records"][:2]  # o-10 created, o-11 paid
+
+    assert changes.handler(event, context) == {"batchItemFailures": []}
+
+    # One segment of changes in the ingest trace, under the ingest segment, for both records.
+    (segment,) = daemon.segments
+    assert segment["trace_id"] == INGEST_ROOT
+    assert segment["parent_id"] == "53995c3f42cd8ad8"
+    assert segment["name"] == "changes"
+    assert segment["annotations"] == {"records": 2}
+    assert segment["metadata"]["streamline"]["invocation_trace_id"] == CHANGES_HEADER[5:40]
+    # Every task carries the ingest trace on, under the changes segment.
+    continued = f"Root={INGEST_ROOT};Parent={segment['id']};Sampled=1"
+    messages = pipeline.messages("fulfilment.fifo") + pipeline.messages("notifications")
+    assert len(messages) == 3
+    assert {m["Attributes"]["AWSTraceHeader"] for m in messages} == {continued}
+
+
+def test_given_failures_in_a_traced_order_when_processed_then_its_segment_shows_them(
+    pipeline, load_function, context, daemon, monkeypatch
+):
+    changes = load_function("changes")
+    fail_when(
+        monkeypatch,
+        TaskQueue,
+        "send",
+        lambda self, task, **_: task.order_id == "o-15",
+        throttle("Send"),
+    )
+    event = with_ingest_trace(load_event(FIXTURE))
+
+    response = changes.handler(event, context)
+
+    assert response == expected_response(FIXTURE)  # the trace header changes no outcome
+    (segment,) = daemon.segments
+    assert segment["error"] is True  # the poison image
+    assert segment["fault"] is True  # the transient failure
+    changed = [r for r in event["Records"] if r["eventName"] != "REMOVE"]
+    assert segment["annotations"] == {"records": len(changed)}
+
+
+def test_given_a_change_without_a_trace_header_when_processed_then_nothing_is_recorded(
+    pipeline, load_function, context, daemon
+):
+    changes = load_function("changes")
+    event = load_event(FIXTURE)
+    event["Records"] = [event["Records"][1]]
+
+    changes.handler(event, context)
+
+    assert daemon.segments == []
+    (message,) = pipeline.messages("fulfilment.fifo")
+    assert message["Attributes"]["AWSTraceHeader"] == CHANGES_HEADER
+
+
+def test_given_tracing_disabled_when_a_traced_change_arrives_then_it_is_processed_untraced(
+    pipeline, load_function, context, monkeypatch
+):
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", CHANGES_HEADER)
+    changes = load_function("changes")
+    event = with_ingest_trace(load_event(FIXTURE))
+    event["Records"] = [event["Records"][1]]
+
+    assert changes.handler(event, context) == {"batchItemFailures": []}
+
+    (message,) = pipeline.messages("fulfilment.fifo")
+    assert message["Attributes"]["AWSTraceHeader"] == CHANGES_HEADER

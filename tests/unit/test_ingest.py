@@ -8,11 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from orderflow.dal import OrdersRepository
 from orderflow.events import EventType, OrderEvent
 from orderflow.logic import state_for
+from orderflow.observability import linked_traces
 
 from .support import expected_response, load_event
 
@@ -173,6 +175,69 @@ def test_given_any_interleaving_when_written_through_the_conditional_put_then_th
         repository.put_if_newer(state_for(event))
 
     assert repository.get(order_id) == state_for(max(events, key=lambda e: e.version))
+
+
+INVOCATION = (
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=ab:1"
+)
+
+
+class NoDaemon:
+    """Tracing on, as in Lambda with active tracing; ingest itself sends nothing."""
+
+    def send(self, document):
+        raise AssertionError(f"ingest sent a segment: {document}")
+
+
+@pytest.fixture
+def traced(monkeypatch):
+    monkeypatch.setattr(linked_traces, "emitter", NoDaemon())
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", INVOCATION)
+
+
+def test_given_a_traced_invocation_when_ingested_then_the_item_carries_its_trace_header(
+    pipeline, load_function, context, traced
+):
+    ingest = load_function("ingest")
+
+    ingest.handler(load_event(FIXTURE), context)
+
+    item = orders(pipeline)["o-1"]
+    # Root and Parent (the ingest segment): the stream hands them to changes.
+    assert item["trace_header"] == {
+        "S": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    }
+    # ...and the header is storage, not schema: the order still reads back as an OrderState.
+    stored = OrdersRepository(pipeline.orders_table).get("o-1")
+    assert stored is not None and stored.version == 2
+
+
+@pytest.mark.parametrize(
+    "header", [INVOCATION.replace("Sampled=1", "Sampled=0"), None], ids=["unsampled", "none"]
+)
+def test_given_an_untraced_invocation_when_ingested_then_the_item_has_no_trace_header(
+    pipeline, load_function, context, traced, monkeypatch, header
+):
+    if header is None:
+        monkeypatch.delenv("_X_AMZN_TRACE_ID")
+    else:
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", header)
+    ingest = load_function("ingest")
+
+    ingest.handler(load_event(FIXTURE), context)
+
+    assert all("trace_header" not in item for item in orders(pipeline).values())
+
+
+def test_given_tracing_disabled_when_ingested_then_the_item_has_no_trace_header(
+    pipeline, load_function, context, monkeypatch
+):
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", INVOCATION)
+    ingest = load_function("ingest")
+
+    ingest.handler(load_event(FIXTURE), context)
+
+    assert all("trace_header" not in item for item in orders(pipeline).values())
 
 
 def test_given_kinesis_data_when_encoded_like_the_fixture_then_it_round_trips():

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
         StreamRecord,
         kinesis_put,
     )
+    from orderflow.dal.xray import DaemonEmitter
 
 # name -> submodule that defines it
 _SUBMODULE = {
+    "DaemonEmitter": "xray",
     "client": "clients",
     "reset_clients": "clients",
     "EffectsRepository": "effects",
@@ -52,6 +54,7 @@ _SUBMODULE = {
 }
 
 __all__ = [
+    "DaemonEmitter",
     "EffectsRepository",
     "FailureQueue",
     "FunctionInvoker",

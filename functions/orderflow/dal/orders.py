@@ -1,4 +1,11 @@
-"""The ``orders`` table: one item per order, written only by a newer event."""
+"""The ``orders`` table: one item per order, written only by a newer event.
+
+An item is an :class:`~orderflow.events.OrderState` plus, when the writing invocation was
+traced, ``trace_header`` (:data:`orderflow.tracing.ITEM_ATTRIBUTE`): that invocation's X-Ray
+header, which the table's stream carries to ``changes`` so the order's trace continues there
+(DynamoDB Streams carry no trace context of their own). It is storage, not schema: readers
+split it off with :func:`orderflow.tracing.split_item_trace` before validating the state.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from typing import Any
 
 from orderflow.dal.clients import client
 from orderflow.events import OrderState
+from orderflow.tracing import ITEM_ATTRIBUTE, split_item_trace
 
 __all__ = ["OrdersRepository", "state_to_item"]
 
@@ -15,9 +23,9 @@ __all__ = ["OrdersRepository", "state_to_item"]
 _NEWER = "attribute_not_exists(order_id) OR version < :v OR (version = :v AND last_event_id < :eid)"
 
 
-def state_to_item(state: OrderState) -> dict[str, Any]:
-    """DynamoDB (typed JSON) item for an order state."""
-    return {
+def state_to_item(state: OrderState, trace_header: str | None = None) -> dict[str, Any]:
+    """DynamoDB (typed JSON) item for an order state, with the writer's trace header if any."""
+    item = {
         "order_id": {"S": state.order_id},
         "status": {"S": state.status.value},
         "version": {"N": str(state.version)},
@@ -26,6 +34,9 @@ def state_to_item(state: OrderState) -> dict[str, Any]:
         "customer_id": {"S": state.customer_id},
         "updated_at": {"S": state.updated_at.isoformat()},
     }
+    if trace_header:
+        item[ITEM_ATTRIBUTE] = {"S": trace_header}
+    return item
 
 
 class OrdersRepository:
@@ -40,13 +51,16 @@ class OrdersRepository:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
-    def put_if_newer(self, state: OrderState) -> bool:
-        """Write ``state`` unless the table holds an equal or newer one; True if written."""
+    def put_if_newer(self, state: OrderState, *, trace_header: str | None = None) -> bool:
+        """Write ``state`` unless the table holds an equal or newer one; True if written.
+
+        ``trace_header`` rides on the item (no extra request): see the module docstring.
+        """
         ddb = client("dynamodb")
         try:
             ddb.put_item(
                 TableName=self.table_name,
-                Item=state_to_item(state),
+                Item=state_to_item(state, trace_header),
                 ConditionExpression=_NEWER,
                 ExpressionAttributeValues={
                     ":v": {"N": str(state.version)},
@@ -71,4 +85,5 @@ class OrdersRepository:
         if not item:
             return None
         plain = {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
-        return OrderState.model_validate(plain)
+        state, _ = split_item_trace(plain)
+        return OrderState.model_validate(state)

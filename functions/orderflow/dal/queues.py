@@ -24,16 +24,22 @@ def send_message(
     group_id: str | None = None,
     dedup_id: str | None = None,
     propagate_trace: bool = True,
+    trace_header: str | None = None,
 ) -> str:
-    """Send one message; FIFO queues get the group and dedup ids. Returns the message id."""
+    """Send one message; FIFO queues get the group and dedup ids. Returns the message id.
+
+    The message carries ``trace_header`` as its AWSTraceHeader, or this invocation's header
+    (unless ``propagate_trace`` is off).
+    """
     params: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
     if is_fifo(queue_url):
         params["MessageGroupId"] = group_id or "default"
         if dedup_id:
             params["MessageDeduplicationId"] = dedup_id[:128]
-    header = current_trace_header() if propagate_trace else None
+    header = (trace_header or current_trace_header()) if propagate_trace else None
     if header:
-        # SQS hands AWSTraceHeader to the consumer's ESM, which continues the same trace.
+        # SQS hands AWSTraceHeader to the consumer, whose code records its work in that trace
+        # (orderflow.tracing: Lambda itself only links the consumer's new trace to it).
         params["MessageSystemAttributes"] = {
             "AWSTraceHeader": {"DataType": "String", "StringValue": header}
         }
@@ -52,7 +58,8 @@ class TaskQueue:
         self.fulfilment_queue_url = fulfilment_queue_url
         self.notifications_queue_url = notifications_queue_url
 
-    def send(self, task: Task) -> str:
+    def send(self, task: Task, *, trace_header: str | None = None) -> str:
+        """Send ``task``; ``trace_header`` (the order's trace) overrides this invocation's."""
         body = task.model_dump_json()
         if isinstance(task, FulfilmentTask):
             url = self.fulfilment_queue_url
@@ -60,7 +67,9 @@ class TaskQueue:
             url = self.notifications_queue_url
         else:  # pragma: no cover - exhaustive over Task
             raise TypeError(f"unknown task {type(task).__name__}")
-        return send_message(url, body, group_id=task.order_id, dedup_id=task.task_id)
+        return send_message(
+            url, body, group_id=task.order_id, dedup_id=task.task_id, trace_header=trace_header
+        )
 
 
 class PoisonSink:

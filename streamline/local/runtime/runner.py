@@ -64,6 +64,14 @@ def _trace_for(config: FunctionConfig, incoming: str | None) -> str | None:
 
     Active tracing samples every invocation (a new trace unless one came in); PassThrough only
     passes an incoming header through.
+
+    What AWS does with an incoming header depends on the caller: Invoke (sync and async) and
+    Step Functions continue the caller's trace; Kinesis and DynamoDB Streams mappings have no
+    header (a new trace per batch). For SQS mappings AWS documents trace *linking*: the batch
+    gets a new trace, linked to its messages' AWSTraceHeader traces. Our SQS mapping passes the
+    first message's header instead, so the batch continues that trace. Code that must follow a
+    message's trace on AWS records its work there itself (``orderflow.tracing``), and skips
+    the trace its invocation already belongs to, so it is right under either behaviour.
     """
     if config.tracing_mode == "Active":
         if not incoming:
