@@ -89,10 +89,13 @@ class MonitoringStack(Stack):
             )
 
         widgets: list[cloudwatch.IWidget] = [
-            graph("throughput", [*group.invocations, *group.records], right=list(group.source)),
-            graph("errors and partial failures", [*group.errors, *group.record_failures]),
-            graph("duration", group.duration),
+            graph("throughput", [*group.invocations, *group.records], right=list(group.source))
         ]
+        if group.errors or group.record_failures:
+            widgets.append(
+                graph("errors and partial failures", [*group.errors, *group.record_failures])
+            )
+        widgets.append(graph("duration", group.duration))
         if group.iterator_age:
             widgets.append(graph("iterator age (ms)", group.iterator_age))
         elif group.queue_depth or group.oldest_message_age:

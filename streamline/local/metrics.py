@@ -9,16 +9,17 @@ dimensions, so the same dashboards and alarms work locally:
   IteratorAge for stream mappings; for asynchronous invocation AsyncEventsReceived,
   AsyncEventAge, AsyncEventsDropped, DestinationDeliveryFailures and DeadLetterErrors.
 - ``AWS/SQS`` (``QueueName``), sampled: ApproximateNumberOfMessagesVisible / NotVisible /
-  Delayed and ApproximateAgeOfOldestMessage; NumberOfMessagesSent / Received / Deleted and
-  NumberOfEmptyReceives as the sums since the last sample. moto keeps no such counters: the
-  ``sqs_message_counters`` patch and the SQS poller's batch delete add to :data:`SQS_ACTIVITY`.
+  Delayed and ApproximateAgeOfOldestMessage; NumberOfMessagesSent / Received / Deleted as the
+  sums since the last sample. moto keeps no such counters: the ``sqs_message_counters`` patch
+  and the SQS poller's batch delete add to :data:`SQS_ACTIVITY` (not NumberOfEmptyReceives:
+  see that patch).
   As on AWS, a message moved to a dead-letter queue by its redrive policy is not "sent" there.
 - ``AWS/Kinesis`` (``StreamName``): GetRecords.IteratorAgeMilliseconds (per batch a mapping
   reads; its Maximum is the maximum over the mappings reading the stream). IncomingRecords and
   IncomingBytes are not published here: moto's Kinesis backend already puts them on every
   PutRecord(s), with AWS's names and dimension.
 - ``AWS/States`` (``StateMachineArn``), sampled: ExecutionsStarted / Succeeded / Failed /
-  TimedOut / Aborted since the last sample.
+  TimedOut / Aborted since the last sample, and ExecutionTime (ms) of each execution that ended.
 
 Recording is cheap and lock-free (an append to a deque); a background thread writes the buffer
 to moto's CloudWatch backend in process, under ``backends.lock``, every second, and samples
@@ -64,7 +65,7 @@ def function_name(function: str) -> str:
 
 
 class QueueActivity:
-    """Per-queue message counters (sent, received, deleted, empty receives), drained by sampling.
+    """Per-queue message counters (sent, received, deleted), drained by sampling.
 
     Process-global like moto's backends: the SQS API and the poller both count here, from any
     thread, and each sample takes the sums since the previous one.
@@ -74,7 +75,6 @@ class QueueActivity:
         "NumberOfMessagesSent",
         "NumberOfMessagesReceived",
         "NumberOfMessagesDeleted",
-        "NumberOfEmptyReceives",
     )
 
     def __init__(self) -> None:
@@ -95,6 +95,13 @@ class QueueActivity:
 
 #: Every queue's counters in this process (one moto per process).
 SQS_ACTIVITY = QueueActivity()
+
+
+def _elapsed_ms(execution: Any) -> float | None:
+    start, stop = getattr(execution, "start_date", None), getattr(execution, "stop_date", None)
+    if not isinstance(start, datetime) or not isinstance(stop, datetime):
+        return None
+    return max(0.0, (stop - start).total_seconds() * 1000.0)
 
 
 def _timestamp(epoch: float) -> datetime:
@@ -261,6 +268,7 @@ class MetricsPublisher:
         points: list[tuple[str, str, float, str, dict[str, str]]] = []
         for machine in list(self._backends.stepfunctions().state_machines):
             counts: dict[str, int] = {}
+            times: list[float] = []
             for execution in list(machine.executions):
                 arn = str(execution.execution_arn)
                 if arn not in self._executions_started:
@@ -270,8 +278,12 @@ class MetricsPublisher:
                 if status in names and arn not in self._executions_ended:
                     self._executions_ended.add(arn)
                     counts[names[status]] = counts.get(names[status], 0) + 1
+                    elapsed = _elapsed_ms(execution)
+                    if elapsed is not None:
+                        times.append(elapsed)
             dims = {"StateMachineArn": str(machine.arn)}
             points += [("AWS/States", name, n, "Count", dims) for name, n in counts.items()]
+            points += [("AWS/States", "ExecutionTime", ms, "Milliseconds", dims) for ms in times]
         return points
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -620,10 +620,12 @@ class VisibleMessages:
 def sqs_message_counters() -> None:
     """SendMessage, ReceiveMessage and DeleteMessage count into AWS/SQS's message metrics.
 
-    moto keeps no NumberOfMessagesSent/Received/Deleted or NumberOfEmptyReceives; the metrics
+    moto keeps no NumberOfMessagesSent/Received/Deleted; the metrics
     publisher samples these counters (``streamline.local.metrics.SQS_ACTIVITY``). Batches go
     through the same backend methods per entry, so they are counted per message, as on AWS.
     Wraps whatever is installed (``sqs_hot_paths_constant_time`` runs first).
+    NumberOfEmptyReceives is not published: the local poller's receives share this path, and
+    their cadence is not AWS's 20-second long polls, so the count would mislead.
     """
     from moto.sqs.models import SQSBackend
 
@@ -644,8 +646,6 @@ def sqs_message_counters() -> None:
         messages = receive(self, queue_name, *args, **kwargs)
         if messages:
             SQS_ACTIVITY.add(queue_name, "NumberOfMessagesReceived", len(messages))
-        else:
-            SQS_ACTIVITY.add(queue_name, "NumberOfEmptyReceives")
         return messages
 
     def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:

