@@ -733,6 +733,29 @@ def _apply_dropped_function_properties(fn: Any, properties: Mapping[str, Any]) -
     fn.dead_letter_config = properties.get("DeadLetterConfig")
 
 
+@_patch("moto.awslambda.models:LambdaFunction.get_configuration")
+def lambda_logging_config_reported() -> None:
+    """GetFunction(Configuration) reports LoggingConfig, as AWS does for every function.
+
+    moto has no such field, so tools that find a function's logs through it (``streamline
+    logs``, ``status``, ``cost``) looked in ``/aws/lambda/<name>`` while a function deployed
+    with its own log group writes elsewhere. AWS's default is Text in ``/aws/lambda/<name>``.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    original = _original(LambdaFunction, "get_configuration")
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = dict(original(self, *args, **kwargs))
+        logging_config = dict(getattr(self, "logging_config", None) or {})
+        logging_config.setdefault("LogFormat", "Text")
+        logging_config.setdefault("LogGroup", f"/aws/lambda/{self.function_name}")
+        config["LoggingConfig"] = logging_config
+        return config
+
+    _replace(LambdaFunction, "get_configuration", get_configuration)
+
+
 @_patch(
     "moto.awslambda.models:LambdaFunction.create_from_cloudformation_json",
     "moto.awslambda.models:LambdaFunction.update_from_cloudformation_json",
