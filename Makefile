@@ -7,10 +7,13 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The dashboard test drives Debian's Chromium (never a browser build Playwright would download);
+# the binary itself is the stamp.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup test test-unit test-infra test-local synth lint format bench clean
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
 
 $(PY_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,12 @@ $(PY_STAMP): pyproject.toml
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make setup: $@ is missing and there is no apt-get;" \
+		"install Chromium with this system's package manager" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
 # process with the local cloud: the local suite runs in its own pytest session.

@@ -307,12 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Ops commands: each module registers its own subcommand and reports its own errors.
     from streamline.ops.alarms import register as register_alarms
+    from streamline.ops.dashboard import register as register_dashboard
     from streamline.ops.logs import register as register_logs
     from streamline.ops.traces import register as register_traces
 
     register_logs(commands, _Parser)
     register_alarms(commands, _Parser)
     register_traces(commands, _Parser)
+    register_dashboard(commands, _Parser)
     return parser
 
 
