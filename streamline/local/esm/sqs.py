@@ -99,6 +99,10 @@ class SqsWorker(MappingWorker):
         self._threads: dict[int, threading.Thread] = {}
         self._threads_lock = threading.Lock()
         self._in_flight = 0
+        # Messages a poller has received but not yet handed to an invocation (a batching
+        # window filling, or a carried overflow): invisible in the queue and not in flight, so
+        # idle() must count them or it reports idle while a batch is still being gathered.
+        self._held: dict[int, int] = {}
         self._poller_states: dict[int, WorkerState] = {}
         # Messages the function failed: still ours until they are received again or moved to
         # the DLQ; idle() is False while any of them is still in the queue.
@@ -150,8 +154,9 @@ class SqsWorker(MappingWorker):
             if not self._gather_lock.acquire(timeout=0.1):
                 continue  # another poller is gathering; re-check stop and scaling
             try:
-                batch, carry = self._collect(config, carry)
+                batch, carry = self._collect(config, carry, index)
             except Exception as exc:  # queue deleted, moto error: keep polling, slower
+                self._hold(index, len(carry))
                 self.error(f"receive failed: {type(exc).__name__}: {exc}")
                 self._poller_states[index] = WorkerState.RETRYING
                 self.wait(errors.next())
@@ -165,13 +170,20 @@ class SqsWorker(MappingWorker):
                 continue
             empty.reset()
             self._poller_states[index] = WorkerState.INVOKING
-            if not self._process(config, batch):
+            processed = self._process(config, batch)
+            self._hold(index, len(carry))  # _process counted the batch as in flight
+            if not processed:
                 self._poller_states[index] = WorkerState.RETRYING
                 self.wait(errors.next())
+        self._hold(index, 0)
         self._poller_states[index] = WorkerState.STOPPED
 
+    def _hold(self, index: int, count: int) -> None:
+        with self._state_lock:
+            self._held[index] = count
+
     def _collect(
-        self, config: Any, carry: list[_Received]
+        self, config: Any, carry: list[_Received], index: int = 0
     ) -> tuple[list[_Received], list[_Received]]:
         """Gather one batch: up to BatchSize, within the batching window and 6 MB."""
         batch: dict[str, _Received] = {r.message_id: r for r in carry}
@@ -183,6 +195,8 @@ class SqsWorker(MappingWorker):
         while True:
             wanted = config.batch_size - len(batch)
             if wanted > 0 and not overflow:
+                # Held from before the receive: idle() must not run between it and the count.
+                self._hold(index, len(batch) + 1)
                 received, dropped = self._receive(config, wanted, matcher)
                 if dropped:
                     self.count(filtered=dropped)
@@ -195,6 +209,7 @@ class SqsWorker(MappingWorker):
                         continue
                     batch[item.message_id] = item
                     size += item.size
+                self._hold(index, len(batch) + len(overflow))
             if overflow or len(batch) >= config.batch_size or self.stop_event.is_set():
                 break
             if not batch or config.batching_window <= 0:
@@ -310,7 +325,7 @@ class SqsWorker(MappingWorker):
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:
         with self._state_lock:
-            if self._in_flight:
+            if self._in_flight or any(self._held.values()):
                 return False
             awaiting = set(self._awaiting)
         backends = self.ctx.backends
