@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.set_defaults(func=cmd_deploy)
 
     # Ops commands: each module registers its own subcommand and reports its own errors.
+    from streamline.cost.cli import register as register_cost
     from streamline.ops.alarms import register as register_alarms
     from streamline.ops.dashboard import register as register_dashboard
     from streamline.ops.logs import register as register_logs
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_logs(commands, _Parser)
     register_alarms(commands, _Parser)
+    register_cost(commands, _Parser)
     register_traces(commands, _Parser)
     register_dashboard(commands, _Parser)
     return parser

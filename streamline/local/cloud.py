@@ -27,6 +27,7 @@ from typing import Any
 
 from streamline.local import patches
 from streamline.local.alarms import AlarmEvaluator
+from streamline.local.api_calls import API_CALLS
 from streamline.local.contracts import Clock, SystemClock
 from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
@@ -205,6 +206,8 @@ class LocalCloud:
                 if engine is not None and hasattr(engine, "start"):
                     engine.start()
             self.server.routes["/_streamline/status"] = self.status
+            # Counted API calls, for `streamline cost` against a detached cloud.
+            self.server.routes["/_streamline/api-calls"] = API_CALLS.as_json
             if self._publish:
                 self.state.write_endpoint(self.endpoint_url, self.port, os.getpid())
             self._started = True

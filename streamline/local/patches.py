@@ -1276,3 +1276,40 @@ def custom_resource_callback_host() -> None:
     import moto.settings
 
     _replace(moto.settings, "moto_server_host", lambda: "http://localhost")
+
+
+@_patch("moto.core.responses:BaseResponse.call_action")
+def api_call_counting() -> None:
+    """Count each API request by caller, service and operation for the cost model.
+
+    The caller is the ``app/<id>`` of the request's User-Agent, which the runtime sets to the
+    function's name (``AWS_SDK_UA_APP_ID``), else ``client``; see
+    :mod:`streamline.local.api_calls`. Every JSON, query and REST service ends in
+    ``BaseResponse.call_action`` (DynamoDB's override calls it); S3 does not and is not counted.
+    """
+    import time
+
+    from moto.core.responses import BaseResponse
+
+    from streamline.local.api_calls import API_CALLS, caller_from_user_agent, request_shape
+
+    original = _original(BaseResponse, "call_action")
+
+    def call_action(self: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self)
+        finally:
+            # Counting must never fail a request: a request we cannot read is not counted.
+            with contextlib.suppress(Exception):
+                service = self.boto3_service_name or "unknown"
+                operation = self._get_action() or "unknown"
+                API_CALLS.record(
+                    caller_from_user_agent(_header(self.headers, "User-Agent")),
+                    service,
+                    operation,
+                    server_ms=(time.perf_counter() - started) * 1000,
+                    **request_shape(service, operation, self.body),
+                )
+
+    _replace(BaseResponse, "call_action", call_action)

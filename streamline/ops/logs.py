@@ -31,9 +31,12 @@ from streamline.ops.target import Target, TargetError, add_target_arguments
 __all__ = [
     "PIPELINE_FUNCTIONS",
     "LogsError",
+    "filter_all",
     "format_event",
+    "function_log_group",
     "parse_since",
     "register",
+    "render_message",
     "resolve_function",
     "run",
 ]
@@ -226,7 +229,7 @@ def resolve_function(target: Target, name: str) -> tuple[str, str]:
             name = outputs[output_key]
     try:
         config = lam.get_function_configuration(FunctionName=name)
-        return config["FunctionName"], _log_group(config)
+        return config["FunctionName"], function_log_group(config)
     except lam.exceptions.ResourceNotFoundException:
         pass
     except Exception as exc:
@@ -237,7 +240,7 @@ def resolve_function(target: Target, name: str) -> tuple[str, str]:
     needle = name.lower()
     matches = [f for f in functions if needle in f["FunctionName"].lower()]
     if len(matches) == 1:
-        return matches[0]["FunctionName"], _log_group(matches[0])
+        return matches[0]["FunctionName"], function_log_group(matches[0])
     if not matches:
         raise LogsError(
             f"no function matches {name!r} (not a function name, a pipeline name or part of "
@@ -260,7 +263,7 @@ def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
     when = datetime.fromtimestamp(event["timestamp"] / 1000, tz=UTC)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
     stream = _short_stream(event.get("logStreamName", ""))
-    text, kind = _render_message(str(event.get("message", "")))
+    text, kind = render_message(str(event.get("message", "")))
     if not colour:
         return f"{stamp} {stream} {text}"
     style = _STYLES.get(kind or "")
@@ -279,7 +282,8 @@ class _Poll:
     group_exists: bool
 
 
-def _filter_all(logs: Any, group: str, start_ms: int, pattern: str | None) -> _Poll:
+def filter_all(logs: Any, group: str, start_ms: int, pattern: str | None) -> _Poll:
+    """Every event of ``group`` from ``start_ms`` matching ``pattern``, oldest first."""
     request: dict[str, Any] = {"logGroupName": group, "startTime": start_ms, "interleaved": True}
     if pattern:
         request["filterPattern"] = pattern
@@ -302,7 +306,7 @@ def _filter_all(logs: Any, group: str, start_ms: int, pattern: str | None) -> _P
 def _read(
     logs: Any, group: str, function: str, since_ms: int, pattern: str | None
 ) -> list[dict[str, Any]]:
-    poll = _filter_all(logs, group, since_ms, pattern)
+    poll = filter_all(logs, group, since_ms, pattern)
     if not poll.group_exists:
         print(
             f"streamline: no logs yet for {function} (log group {group} does not exist)",
@@ -318,7 +322,7 @@ def _tail(
     seen: dict[str, int] = {}  # eventId -> timestamp, for events inside the re-read window
     start_ms = since_ms
     while True:
-        poll = _filter_all(logs, group, start_ms, pattern)
+        poll = filter_all(logs, group, start_ms, pattern)
         for event in poll.events:
             event_id = str(event.get("eventId") or (event.get("logStreamName"), event["timestamp"]))
             if event_id in seen:
@@ -336,7 +340,8 @@ def _list_functions(lam: Any) -> Iterator[dict[str, Any]]:
         yield from page.get("Functions", [])
 
 
-def _log_group(config: dict[str, Any]) -> str:
+def function_log_group(config: dict[str, Any]) -> str:
+    """A function's log group from its configuration (Lambda's default when it names none)."""
     group = (config.get("LoggingConfig") or {}).get("LogGroup")
     return str(group or f"/aws/lambda/{config['FunctionName']}")
 
@@ -350,7 +355,7 @@ def _short_stream(stream: str) -> str:
     return (tail or stream or "-")[:8]
 
 
-def _render_message(message: str) -> tuple[str, str | None]:
+def render_message(message: str) -> tuple[str, str | None]:
     """The message as printed, and its kind: error, warning, report, platform or None."""
     text = message.rstrip("\n")
     stripped = text.strip()

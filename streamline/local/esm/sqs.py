@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from streamline.local.api_calls import API_CALLS, ESM, sqs_units
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
@@ -235,6 +236,19 @@ class SqsWorker(MappingWorker):
             messages = sqs.receive_message(
                 self.queue_name, count, 0, int(queue.visibility_timeout or 0), ["All"]
             )
+            if messages:
+                # Billed to the queue owner as on AWS. Empty receives are not counted: this
+                # loop's cadence is not AWS's 20 s long poll (the cost model prices idle polls).
+                size = sum(len(str(m.body).encode()) for m in messages)
+                API_CALLS.record(
+                    ESM,
+                    "sqs",
+                    "ReceiveMessage",
+                    items=len(messages),
+                    payload_bytes=size,
+                    units=sqs_units(size),
+                    fifo=config.fifo,
+                )
             rejected: list[str] = []
             for message in messages:
                 record = sqs_record(
@@ -370,6 +384,16 @@ def _delete_handles(queue: Any, handles: list[str]) -> None:
     whole message list per call, which is quadratic for a batch). Same bookkeeping as moto: drop
     from pending, remember every receipt handle as deleted. Received messages sit near the front
     of the list, so the scan stops once all are found. Call with the backends lock held."""
+    if handles:
+        # Counted as the poller's DeleteMessageBatch calls: up to 10 receipt handles each.
+        API_CALLS.record(
+            ESM,
+            "sqs",
+            "DeleteMessageBatch",
+            calls=-(-len(handles) // 10),
+            items=len(handles),
+            fifo=str(queue.name).endswith(".fifo"),
+        )
     wanted = set(handles)
     remaining = len(wanted)
     with queue._messages_lock:

@@ -1,0 +1,34 @@
+"""What the pipeline's measured work would cost on AWS, per million events.
+
+``prices`` is the one reviewed price table; ``model`` prices a measurement (pure);
+``reports`` reads Lambda REPORT lines; ``measure`` gathers a window's measurements;
+``cli`` is ``streamline cost``.
+
+Example::
+
+    from streamline.cost import PRICES, estimate, measure
+    report = estimate(measure(target, since=start, events=1000), PRICES)
+    print(report.render())
+"""
+
+from __future__ import annotations
+
+from streamline.cost.measure import CostError, measure
+from streamline.cost.model import CostReport, FunctionUsage, LineItem, Measurement, estimate
+from streamline.cost.prices import PRICES, Price, PriceTable
+from streamline.cost.reports import Report, collect_reports
+
+__all__ = [
+    "PRICES",
+    "CostError",
+    "CostReport",
+    "FunctionUsage",
+    "LineItem",
+    "Measurement",
+    "Price",
+    "PriceTable",
+    "Report",
+    "collect_reports",
+    "estimate",
+    "measure",
+]

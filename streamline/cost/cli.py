@@ -1,0 +1,139 @@
+"""``streamline cost``: what the measured work would cost on AWS, per million events.
+
+Measures a window (``--since``) of the deployed pipeline from its REPORT lines and, on the local
+cloud, the API calls it counted; prices it with the reviewed table in
+:mod:`streamline.cost.prices`; prints line items per million events beside the same pipeline
+written one call per record, fixed monthly charges, and with ``--memory`` a Power-Tuning-style
+table of duration and cost per memory size.
+
+Example::
+
+    streamline cost --since 30m --events 10000
+    streamline cost --memory 128,256,512,1024 --json
+    streamline cost --function ingest=my-ingest-fn --events 500    # any functions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamline.cost.measure import CostError, measure
+from streamline.cost.model import estimate
+from streamline.cost.prices import PRICES
+from streamline.ops.logs import LogsError, parse_since
+from streamline.ops.target import Target, TargetError, add_target_arguments
+
+__all__ = ["parse_memory", "register", "run"]
+
+DEFAULT_SINCE = "1h"
+#: Lambda's memory range (MB).
+MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
+
+
+def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add the ``cost`` subcommand to the top-level subparsers."""
+    parser = commands.add_parser(
+        "cost",
+        help="estimated AWS cost per million events, beside one call per record",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
+        raise TypeError(f"cost parser is {type(parser).__name__}, not {parser_class.__name__}")
+    parser.add_argument(
+        "--since",
+        default=DEFAULT_SINCE,
+        help=f"the measured window: 30s, 10m, 2h or 1d back (default {DEFAULT_SINCE})",
+    )
+    parser.add_argument(
+        "--events",
+        metavar="N",
+        help="events the window carried (default: the stream's IncomingRecords)",
+    )
+    parser.add_argument(
+        "--memory",
+        metavar="MB,MB,...",
+        help="also estimate each function at these memory sizes, e.g. 128,256,512,1024",
+    )
+    parser.add_argument(
+        "--function",
+        action="append",
+        metavar="[STAGE=]NAME",
+        help="measure this function instead of the pipeline's (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_target_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_memory(value: str) -> list[int]:
+    """``"128,256"`` -> ``[128, 256]``; each a whole number of MB in Lambda's range.
+
+    Example::
+
+        >>> parse_memory("128, 1024")
+        [128, 1024]
+    """
+    sizes: list[int] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit() or not MIN_MEMORY_MB <= int(part) <= MAX_MEMORY_MB:
+            raise CostError(
+                f"--memory takes sizes in MB from {MIN_MEMORY_MB} to {MAX_MEMORY_MB} separated "
+                f"by commas (e.g. 128,256,512,1024), got {value!r}"
+            )
+        sizes.append(int(part))
+    return sorted(set(sizes))
+
+
+def run(args: argparse.Namespace, target: Target | None = None) -> int:
+    """Print the estimate; one-line errors with exit status 2."""
+    try:
+        seconds = parse_since(args.since)
+        events = _events(args.events)
+        sizes = parse_memory(args.memory) if args.memory else None
+        functions = _functions(args.function)
+        target = target or Target.from_args(args)
+        measurement = measure(
+            target,
+            since=datetime.now(UTC) - timedelta(seconds=seconds),
+            events=events,
+            functions=functions,
+        )
+        report = estimate(measurement, PRICES, memory_sizes=sizes)
+    except (CostError, LogsError, TargetError) as exc:
+        print(f"streamline: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # botocore: credentials, endpoint, permissions
+        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
+            raise
+        print(f"streamline: cannot measure: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(report.render())
+    return 0
+
+
+def _events(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise CostError(f"--events must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _functions(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    named: dict[str, str] = {}
+    for value in values:
+        stage, _, name = value.rpartition("=")
+        if not name:
+            raise CostError(f"--function takes [STAGE=]NAME, got {value!r}")
+        named[stage or name] = name
+    return named
