@@ -317,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_cost(commands, _Parser)
     register_traces(commands, _Parser)
     register_dashboard(commands, _Parser)
+
+    from streamline.producers.cli import register as register_producers
+
+    register_producers(commands, _Parser)
     return parser
 
 

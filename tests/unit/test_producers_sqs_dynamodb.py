@@ -1,0 +1,358 @@
+"""SQS and DynamoDB producers: the pipeline's own formats, partial failures retried, order kept.
+
+Real boto3 clients on in-process moto (the unit ``pipeline`` fixture: the queues and tables as the
+stacks create them); thin wrappers reject chosen entries on chosen attempts (SendMessageBatch
+``Failed`` entries, BatchWriteItem ``UnprocessedItems``) and forward the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from orderflow.dal import OrdersRepository
+from orderflow.dal.orders import state_to_item
+from orderflow.errors import PoisonRecordError
+from orderflow.events import (
+    FulfilmentTask,
+    NotificationTask,
+    OrderState,
+    parse_event,
+    parse_model,
+)
+from orderflow.logic import state_for
+
+from streamline.producers import DynamoDbProducer, SqsProducer, generate_events
+
+REGION = "us-east-1"
+
+
+def quiet(**options: Any) -> dict[str, Any]:
+    return {"sleep": lambda _: None, "rng": random.Random(0), **options}
+
+
+class FlakySqs:
+    """A real SQS client whose SendMessageBatch fails each message its first ``fails`` times."""
+
+    def __init__(
+        self,
+        real: Any,
+        fails: Mapping[str, int] | None = None,
+        sender_faults: frozenset[str] = frozenset(),
+    ) -> None:
+        self.real = real
+        self.fails = fails or {}
+        self.sender_faults = sender_faults
+        self.attempts: Counter[str] = Counter()
+        self.calls: list[list[dict[str, Any]]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        failed, passing = [], []
+        for entry in Entries:
+            event_id = json.loads(entry["MessageBody"])["event_id"]
+            self.attempts[event_id] += 1
+            if self.attempts[event_id] <= self.fails.get(event_id, 0):
+                fault = event_id in self.sender_faults
+                code = "InvalidParameterValue" if fault else "InternalError"
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": fault, "Code": code, "Message": "injected"}
+                )
+            else:
+                passing.append(entry)
+        answer = self.real.send_message_batch(QueueUrl=QueueUrl, Entries=passing) if passing else {}
+        return {
+            "Successful": answer.get("Successful", []),
+            "Failed": failed + answer.get("Failed", []),
+        }
+
+
+class FlakyDynamoDb:
+    """A real DynamoDB client whose BatchWriteItem leaves each item unprocessed ``fails`` times."""
+
+    def __init__(self, real: Any, fails: Mapping[str, int] | None = None) -> None:
+        self.real = real
+        self.fails = fails or {}
+        self.attempts: Counter[str] = Counter()
+        self.calls: list[list[dict[str, Any]]] = []
+        self.written: list[dict[str, Any]] = []
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        ((table, requests),) = RequestItems.items()
+        self.calls.append([r["PutRequest"]["Item"] for r in requests])
+        unprocessed, passing = [], []
+        for request in requests:
+            event_id = request["PutRequest"]["Item"]["last_event_id"]["S"]
+            self.attempts[event_id] += 1
+            if self.attempts[event_id] <= self.fails.get(event_id, 0):
+                unprocessed.append(request)
+            else:
+                passing.append(request)
+        if passing:
+            self.real.batch_write_item(RequestItems={table: passing})
+            self.written.extend(r["PutRequest"]["Item"] for r in passing)
+        return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}}
+
+
+def new_queue(fifo: bool) -> str:
+    sqs = boto3.client("sqs", region_name=REGION)
+    name = f"tasks-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else "")
+    attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "false"} if fifo else {}
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    messages: list[dict[str, Any]] = []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return messages
+        for message in got:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        messages.extend(got)
+
+
+def new_table() -> str:
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def table_items(table: str) -> dict[str, dict[str, Any]]:
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=table)["Items"]
+    return {item["order_id"]["S"]: item for item in items}
+
+
+def event(order: str, version: int, kind: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "order_id": order,
+        "version": version,
+        "type": kind,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "customer_id": "c-1",
+        "amount_cents": 100,
+    }
+
+
+# -- SQS -------------------------------------------------------------------------------------
+
+
+def test_given_failures_that_clear_when_sent_to_fulfilment_then_each_paid_order_has_one_task(
+    aws: None,
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+
+    @settings(max_examples=25, deadline=None)
+    @given(data=st.data(), count=st.integers(1, 50), seed=st.integers(0, 2**32))
+    def check(data: st.DataObject, count: int, seed: int) -> None:
+        events = generate_events(count, seed=seed)
+        fails = {e.event_id: data.draw(st.integers(0, 3)) for e in events}
+        queue = new_queue(fifo=True)
+        flaky = FlakySqs(sqs, fails)
+
+        report = SqsProducer(flaky, queue, **quiet(max_attempts=4)).send(events)
+
+        # The oracle: an order is fulfilled at its OrderPaid event, from that event's state.
+        paid = [e for e in events if e.type == "OrderPaid"]
+        expected = {
+            e.order_id: FulfilmentTask.for_state(state_for(parse_event(e.payload))) for e in paid
+        }
+        assert (report.sent, report.failed, report.skipped) == (len(paid), [], count - len(paid))
+        messages = drain(queue)
+        assert len(messages) == len(paid)
+        for message in messages:
+            task = parse_model(FulfilmentTask, message["Body"])
+            assert message["Body"] == expected[task.order_id].model_dump_json()
+            assert message["Attributes"]["MessageGroupId"] == task.order_id
+            assert message["Attributes"]["MessageDeduplicationId"] == task.task_id
+        for call in flaky.calls:
+            assert len(call) <= 10
+            assert len({e["MessageGroupId"] for e in call}) == len(call)  # one per group
+
+    check()
+
+
+def test_given_notifications_then_every_event_becomes_the_task_changes_would_send(
+    pipeline: Any,
+) -> None:
+    events = generate_events(35, seed=2)
+    queue = pipeline.queues["notifications"]
+    flaky = FlakySqs(boto3.client("sqs", region_name=REGION))
+
+    report = SqsProducer(flaky, queue, **quiet()).send(events)
+
+    assert (report.sent, report.skipped, report.calls) == (35, 0, 4)
+    assert [len(c) for c in flaky.calls] == [10, 10, 10, 5]
+    bodies = sorted(m["Body"] for m in pipeline.messages("notifications", limit=100))
+    expected = sorted(
+        NotificationTask.for_state(state_for(parse_event(e.payload))).model_dump_json()
+        for e in events
+    )
+    assert bodies == expected
+    assert all("MessageGroupId" not in entry for call in flaky.calls for entry in call)
+
+
+def test_given_sender_faults_then_they_fail_at_once_and_service_faults_are_retried(
+    pipeline: Any,
+) -> None:
+    events = generate_events(12, seed=3)
+    rejected, flaky_one = events[0].event_id, events[1].event_id
+    flaky = FlakySqs(
+        boto3.client("sqs", region_name=REGION),
+        {rejected: 9, flaky_one: 2},
+        sender_faults=frozenset({rejected}),
+    )
+
+    report = SqsProducer(flaky, pipeline.queues["notifications"], **quiet()).send(events)
+
+    assert [(f.event_id, f.code) for f in report.failed] == [(rejected, "InvalidParameterValue")]
+    assert flaky.attempts[rejected] == 1 and flaky.attempts[flaky_one] == 3
+    assert report.sent == 11 and report.retried_entries == 2
+    delivered = [json.loads(m["Body"])["event_id"] for m in pipeline.messages("notifications", 50)]
+    assert sorted(delivered) == sorted(e.event_id for e in events[1:])
+
+
+@pytest.mark.parametrize("queue", ["notifications", "fulfilment.fifo"])
+def test_given_poison_then_the_task_is_invalid_yet_names_its_event_and_order(
+    pipeline: Any, queue: str
+) -> None:
+    events = [e for e in generate_events(30, poison_rate=0.2, seed=8) if e.fault == "poison"]
+    assert {"amount_cents", "coupon_code"} & {k for e in events for k in e.payload}
+
+    report = SqsProducer(boto3.client("sqs"), pipeline.queues[queue], **quiet()).send(events)
+
+    assert report.sent == len(events) == 6
+    model = FulfilmentTask if queue.endswith(".fifo") else NotificationTask
+    messages = pipeline.messages(queue, limit=50)
+    by_event = {json.loads(m["Body"])["event_id"]: json.loads(m["Body"]) for m in messages}
+    for planned in events:
+        body = by_event[planned.event_id]
+        assert body["order_id"] == planned.order_id
+        with pytest.raises(PoisonRecordError):
+            parse_model(model, body)
+
+
+def test_given_a_stale_event_then_no_task_is_sent_for_it(pipeline: Any) -> None:
+    newer, older = event("o-s", 2, "OrderPaid"), event("o-s", 1, "OrderCreated")
+
+    report = SqsProducer(boto3.client("sqs"), pipeline.queues["notifications"], **quiet()).send(
+        [newer, older]
+    )
+
+    assert (report.sent, report.skipped) == (1, 1)
+    [message] = pipeline.messages("notifications")
+    assert json.loads(message["Body"])["event_id"] == newer["event_id"]
+
+
+# -- DynamoDB --------------------------------------------------------------------------------
+
+
+def test_given_unprocessed_items_that_clear_then_each_order_ends_at_its_last_state(
+    aws: None,
+) -> None:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+
+    @settings(max_examples=25, deadline=None)
+    @given(data=st.data(), count=st.integers(1, 80), seed=st.integers(0, 2**32))
+    def check(data: st.DataObject, count: int, seed: int) -> None:
+        events = generate_events(count, seed=seed)
+        fails = {e.event_id: data.draw(st.integers(0, 3)) for e in events}
+        table = new_table()
+        flaky = FlakyDynamoDb(ddb, fails)
+
+        report = DynamoDbProducer(flaky, table, **quiet(max_attempts=4)).send(events)
+
+        assert (report.sent, report.failed) == (count, [])
+        last = {e.order_id: e for e in events}  # each order's events come in version order
+        assert table_items(table) == {
+            order: state_to_item(state_for(parse_event(e.payload))) for order, e in last.items()
+        }
+        for call in flaky.calls:
+            assert len(call) <= 25
+            assert len({item["order_id"]["S"] for item in call}) == len(call)
+        written: dict[str, list[int]] = defaultdict(list)
+        for item in flaky.written:
+            written[item["order_id"]["S"]].append(int(item["version"]["N"]))
+        assert all(v == list(range(1, len(v) + 1)) for v in written.values()), written
+
+    check()
+
+
+def test_given_an_item_never_processed_then_it_is_reported_and_the_order_moves_on(
+    pipeline: Any,
+) -> None:
+    created, paid = event("o-d", 1, "OrderCreated"), event("o-d", 2, "OrderPaid")
+    flaky = FlakyDynamoDb(boto3.client("dynamodb"), {created["event_id"]: 99})
+
+    report = DynamoDbProducer(flaky, pipeline.orders_table, **quiet(max_attempts=3)).send(
+        [created, paid]
+    )
+
+    assert [(f.event_id, f.code) for f in report.failed] == [
+        (created["event_id"], "UnprocessedItems")
+    ]
+    assert report.sent == 1 and flaky.attempts[created["event_id"]] == 3
+    assert OrdersRepository(pipeline.orders_table).get("o-d") == state_for(parse_event(paid))
+
+
+def test_given_60_orders_then_calls_carry_25_items_and_read_back_as_order_state(
+    pipeline: Any,
+) -> None:
+    events = [event(f"o-{n}", 1, "OrderCreated") for n in range(60)]
+    flaky = FlakyDynamoDb(boto3.client("dynamodb"))
+
+    report = DynamoDbProducer(flaky, pipeline.orders_table, **quiet()).send(events)
+
+    assert report.sent == 60 and [len(c) for c in flaky.calls] == [25, 25, 10]
+    repository = OrdersRepository(pipeline.orders_table)
+    assert all(repository.get(e["order_id"]) == state_for(parse_event(e)) for e in events)
+
+
+def test_given_poison_then_the_item_is_written_but_fails_the_order_state_schema(
+    pipeline: Any,
+) -> None:
+    events = [e for e in generate_events(20, poison_rate=0.25, seed=6) if e.fault == "poison"]
+
+    report = DynamoDbProducer(boto3.client("dynamodb"), pipeline.orders_table, **quiet()).send(
+        events
+    )
+
+    assert report.sent == len(events) == 5
+    items = table_items(pipeline.orders_table)
+    for planned in events:
+        plain = {k: TypeDeserializer().deserialize(v) for k, v in items[planned.order_id].items()}
+        assert plain["last_event_id"] == planned.event_id
+        with pytest.raises(PoisonRecordError):
+            parse_model(OrderState, plain)
+
+
+def test_given_a_stale_version_then_it_is_skipped_not_written_over_the_newer(
+    pipeline: Any,
+) -> None:
+    newer, older = event("o-t", 3, "OrderShipped"), event("o-t", 2, "OrderPaid")
+
+    report = DynamoDbProducer(boto3.client("dynamodb"), pipeline.orders_table, **quiet()).send(
+        [newer, older]
+    )
+
+    assert (report.sent, report.skipped) == (1, 1)
+    assert OrdersRepository(pipeline.orders_table).get("o-t") == state_for(parse_event(newer))
