@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     from streamline.ops.alarms import register as register_alarms
     from streamline.ops.dashboard import register as register_dashboard
     from streamline.ops.logs import register as register_logs
+    from streamline.ops.quarantine import register as register_quarantine
+    from streamline.ops.redrive import register as register_redrive
+    from streamline.ops.replay import register as register_replay
+    from streamline.ops.status import register as register_status
     from streamline.ops.traces import register as register_traces
 
     register_logs(commands, _Parser)
@@ -317,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_cost(commands, _Parser)
     register_traces(commands, _Parser)
     register_dashboard(commands, _Parser)
+    register_status(commands, _Parser)
+    register_redrive(commands, _Parser)
+    register_quarantine(commands, _Parser)
+    register_replay(commands, _Parser)
 
     from streamline.producers.cli import register as register_producers
 
