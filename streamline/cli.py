@@ -100,19 +100,28 @@ def _check_can_start(state: StateDir, port: int) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     state = _state(args)
     _check_can_start(state, args.port)
+    if args.fresh:
+        from streamline.local import persistence
+
+        for name in (persistence.STATE_FILE, persistence.EVENTS_FILE):
+            state.root.joinpath(name).unlink(missing_ok=True)
     if args.detach:
         return _up_detached(state, args.port)
     from streamline.local.cloud import LocalCloud
+    from streamline.local.persistence import PersistenceError
     from streamline.local.server import PortInUseError
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    cloud = LocalCloud(port=args.port, state_dir=state.root, publish=True)
+    # Persistent: `local down` saves what the cloud holds and the next `local up` resumes it.
+    cloud = LocalCloud(port=args.port, state_dir=state.root, publish=True, persist=True)
     try:
         cloud.start()
     except PortInUseError as exc:
         raise CliError(str(exc.strerror)) from None
+    except PersistenceError as exc:
+        raise CliError(f"{exc} (or start with --fresh)") from None
     try:
         print(
             f"streamline local cloud at {cloud.endpoint_url} (state {state.root}); Ctrl-C to stop",
@@ -285,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = add("up", "start the local cloud")
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 4566; 0 = any)")
     up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument(
+        "--fresh", action="store_true", help="forget the state saved by the last `local down`"
+    )
     up.set_defaults(func=cmd_up)
     add("down", "stop a detached local cloud").set_defaults(func=cmd_down)
     add("env", "print export lines for AWS_ENDPOINT_URL and test credentials").set_defaults(

@@ -251,7 +251,7 @@ class AsyncEngine:
             thread.start()
 
     def stop(self) -> None:
-        """Stop promptly: events not yet started stay queued (and are lost with the process)."""
+        """Stop promptly: events not yet started stay queued (see :meth:`pending`)."""
         self._stopping.set()
         self._wake.set()
         for _ in range(self._workers):
@@ -269,6 +269,21 @@ class AsyncEngine:
                 with self._lock:
                     self._in_flight -= 1
                 self._schedule(event, 0.0)
+
+    def pending(self) -> list[tuple[float, _Event]]:
+        """Events queued or waiting for a retry, with their due times (call after ``stop``).
+
+        A restarted local cloud hands them to :meth:`restore`: AWS keeps an accepted
+        asynchronous event through anything that happens to its own machines.
+        """
+        with self._lock:
+            return [(due, event) for due, _, event in sorted(self._heap, key=lambda e: e[:2])]
+
+    def restore(self, events: list[tuple[float, _Event]]) -> None:
+        """Queue events saved by :meth:`pending`, each at its own due time."""
+        now = self._clock.now()
+        for due, event in events:
+            self._schedule(event, max(0.0, due - now))
 
     def idle(self) -> bool:
         """True when nothing is queued, waiting for a retry, or running."""

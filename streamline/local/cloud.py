@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from streamline.local import patches
+from streamline.local import patches, persistence
 from streamline.local.alarms import AlarmEvaluator
 from streamline.local.api_calls import API_CALLS
 from streamline.local.contracts import Clock, SystemClock
@@ -126,6 +126,8 @@ class LocalCloud:
     (tests inject fakes); by default they are imported lazily from ``streamline.local``.
     ``publish=True`` records the endpoint in the state dir so the CLI can find it.
     ``alarm_interval`` is how often (clock seconds) the deployed alarms are evaluated.
+    ``persist=True`` saves moto's state and the queued asynchronous events in the state dir on
+    ``stop`` and loads them on ``start``: a restarted cloud goes on where it stopped.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class LocalCloud:
         esm_factory: EngineFactory | None = default_esm,
         publish: bool = False,
         alarm_interval: float = 60.0,
+        persist: bool = False,
     ) -> None:
         self.state = StateDir(state_dir)
         self.clock: Clock = clock or SystemClock()
@@ -156,6 +159,7 @@ class LocalCloud:
         self.xray_daemon = XRayDaemon(self.backends)
         self._factories = (runner_factory, async_factory, esm_factory)
         self._publish = publish
+        self._persist = persist
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -184,6 +188,8 @@ class LocalCloud:
             _quiet_moto()
             self.state.ensure()
             patches.apply_all()
+            if self._persist and self.state.root.joinpath(persistence.STATE_FILE).exists():
+                persistence.load(self.state.root / persistence.STATE_FILE, self.backends.lock)
             self.server.start()
             # Functions and in-process SDK calls (Step Functions integrations) must never
             # reach real AWS from here.
@@ -194,6 +200,8 @@ class LocalCloud:
             if self.runner is not None:
                 self.runner.xray_address = self.xray_daemon.address
             self.async_engine = async_factory(self) if async_factory else None
+            if self._persist and self.async_engine is not None:
+                self.async_engine.restore(persistence.load_events(self.state.root))
             self.esm = esm_factory(self) if esm_factory else None
             # The ESM engine reports through its invoker (the runner).
             for part in (self.runner, self.async_engine):
@@ -220,9 +228,21 @@ class LocalCloud:
         """Stop the engines, the runner and the server; forget the published endpoint."""
         global _active
         errors: list[BaseException] = []
+        # Engines first: in-flight invocations finish, so nothing is half done when saved.
+        for engine, method in ((self.esm, "stop"), (self.async_engine, "stop")):
+            if engine is not None and hasattr(engine, method):
+                try:
+                    getattr(engine, method)()
+                except Exception as exc:  # keep stopping the rest
+                    errors.append(exc)
+        if self._persist and self._started:
+            try:
+                persistence.save(self.state.root / persistence.STATE_FILE, self.backends.lock)
+                pending = self.async_engine.pending() if self.async_engine is not None else []
+                persistence.save_events(self.state.root, pending)
+            except Exception as exc:
+                errors.append(exc)
         for engine, method in (
-            (self.esm, "stop"),
-            (self.async_engine, "stop"),
             (self.runner, "shutdown"),
             (self.metrics, "stop"),
             (self.alarms, "stop"),

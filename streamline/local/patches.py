@@ -1023,6 +1023,11 @@ def cloudwatch_alarm_cloudformation() -> None:
         ) -> None:
             cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
 
+    # A module-level name, so a saved cloud state (``persistence``) can pickle the stacks'
+    # references to these resources.
+    CloudFormationAlarm.__qualname__ = "CloudFormationAlarm"
+    globals()["CloudFormationAlarm"] = CloudFormationAlarm
+
     # moto caches its model list; drop the cache so the new subclass is found.
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
