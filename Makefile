@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup test test-unit test-infra test-local synth lint format bench clean
+.PHONY: setup demo test test-unit test-infra test-local test-e2e synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
 
@@ -30,12 +30,19 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
+# The main job: start the local cloud, deploy, produce ~5,000 events with faults, recover and
+# check conservation (README, "What the demo shows"). Flags through ARGS, for example
+#   make demo ARGS="--events 1000 --keep-running"
+demo: setup
+	$(VENV)/bin/streamline demo $(ARGS)
+
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
-# process with the local cloud: the local suite runs in its own pytest session.
+# process with the local cloud: each local suite runs in its own pytest session.
 test: setup
 	$(PY) -m pytest -q -n 2 tests/unit tests/infra
 	$(PY) -m pytest -q -m own_moto tests/local
 	$(PY) -m pytest -q -m cloud tests/local
+	$(PY) -m pytest -q tests/e2e
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -46,6 +53,9 @@ test-infra: setup
 test-local: setup
 	$(PY) -m pytest -q -m own_moto tests/local
 	$(PY) -m pytest -q -m cloud tests/local
+
+test-e2e: setup
+	$(PY) -m pytest -q tests/e2e
 
 synth: setup
 	$(CDK) synth --quiet
@@ -63,4 +73,4 @@ bench: setup
 	$(PY) bench/handlers.py
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis .streamline

@@ -341,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     from streamline.producers.cli import register as register_producers
 
     register_producers(commands, _Parser)
+
+    from streamline.demo.cli import register as register_demo
+
+    register_demo(commands, _Parser)
     return parser
 
 

@@ -1,0 +1,601 @@
+"""The main job, `make demo`: the whole pipeline on the local cloud, end to end, with a verdict.
+
+Steps: start the embedded local cloud, `cdk deploy` this app into it unchanged, produce order
+events through every path (Kinesis -> ingest; items into the orders table -> its stream ->
+changes; tasks straight into the SQS queues -> fulfil / notify) with injected poison and
+transient faults, wait until the pipeline is idle, run the recovery workflow until the failure
+queues are drained, then summarise what happened and check conservation: every event is in the
+sink exactly once or quarantined with its reason. Exit status 1 when that check fails.
+
+Example::
+
+    streamline demo                            # 5,000 events, 1% poison, 5% transient
+    streamline demo --events 500 --json out.json --keep-running
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streamline.demo.conservation import (
+    DYNAMODB,
+    KINESIS,
+    SQS,
+    Effect,
+    Quarantined,
+    check,
+    event_ids_in,
+)
+from streamline.demo.report import ColdStarts, StageCounts, Summary, percentile
+from streamline.local.state import DEFAULT_STATE_DIR
+
+__all__ = [
+    "DemoError",
+    "DemoOptions",
+    "failure_queue_depths",
+    "quarantined_records",
+    "run_demo",
+    "run_pipeline",
+    "scan_table",
+    "split_paths",
+]
+
+#: Which share of the orders takes each path (orders never change path mid-lifecycle).
+PATH_SHARES = {KINESIS: 0.7, DYNAMODB: 0.15, SQS: 0.15}
+#: Recovery passes at most: a replayed record that fails again is seen by the next pass.
+MAX_RECOVERY_PASSES = 12
+#: Executions started at once in one pass (each drains up to 10 messages per failure queue).
+MAX_CONCURRENT_RECOVERIES = 4
+#: Share of the transient faults that outlast the mapping's retries (the rest are retried
+#: through by the mapping itself, as most transient faults are), and how long they last.
+LONG_TRANSIENT_SHARE = 0.2
+LONG_TRANSIENT = timedelta(seconds=30)
+#: The processors, by the stack output naming their function.
+STAGES = {
+    "ingest": "IngestFunctionName",
+    "changes": "ChangesFunctionName",
+    "fulfil": "FulfilFunctionName",
+    "notify": "NotifyFunctionName",
+    "notifier": "NotifierFunctionName",
+}
+#: Where failures wait for recovery (stack output -> short name).
+FAILURE_QUEUES = {
+    "IngestFailureQueueUrl": "ingest-failures",
+    "ChangesFailureQueueUrl": "changes-failures",
+    "FulfilmentDlqUrl": "fulfilment-dlq",
+    "NotificationsDlqUrl": "notifications-dlq",
+    "NotifyFailuresQueueUrl": "notify-failures",
+}
+
+
+class DemoError(Exception):
+    """The demo could not run (not its verdict): printed as one line, exit status 2."""
+
+
+@dataclass
+class DemoOptions:
+    events: int = 5000
+    poison_rate: float = 0.01
+    transient_rate: float = 0.05
+    #: How long a transient fault lasts (a share of them lasts longer: LONG_TRANSIENT).
+    transient_for: float = 2.0
+    seed: int | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    port: int | None = None
+    app_dir: Path | None = None
+    timeout: float = 600.0
+    keep_running: bool = False
+    json_path: Path | None = None
+
+
+def project_root() -> Path:
+    """The checkout holding cdk.json (the demo deploys this app, unchanged)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "cdk.json").exists() and (parent / "app.py").exists():
+            return parent
+    raise DemoError("cannot find the Streamline checkout (cdk.json) above " + str(here))
+
+
+def split_paths(
+    planned: Sequence[Any], shares: Mapping[str, float], rng: random.Random
+) -> dict[str, list[Any]]:
+    """Give each order one path; orders with a transient fault go through Kinesis.
+
+    Only ingest honours ``chaos`` (it is an order event field; orders items and tasks have no
+    such field), so a transient fault means something only on the Kinesis path. Event order
+    within an order is kept.
+    """
+    orders: dict[str, list[Any]] = defaultdict(list)
+    for event in planned:
+        orders[event.order_id].append(event)
+    paths = list(shares)
+    weights = [shares[p] for p in paths]
+    result: dict[str, list[Any]] = {path: [] for path in paths}
+    for events in orders.values():
+        transient = any(e.fault == "transient" for e in events)
+        path = KINESIS if transient else rng.choices(paths, weights)[0]
+        result[path].extend(events)
+    return result
+
+
+def lengthen_some_transients(planned: Sequence[Any], rng: random.Random) -> tuple[list[Any], int]:
+    """Make ``LONG_TRANSIENT_SHARE`` of the transient faults last ``LONG_TRANSIENT``.
+
+    A short fault is retried through by the event source mapping; a long one exhausts its
+    retries, lands in the failure queue as AWS's on-failure record, and is replayed by the
+    recovery workflow once it has passed: the demo shows both paths. Returns the events and
+    how many were lengthened.
+    """
+    result = list(planned)
+    lengthened = 0
+    for index, event in enumerate(result):
+        if event.fault == "transient" and rng.random() < LONG_TRANSIENT_SHARE:
+            until = datetime.fromisoformat(event.payload["chaos"]["transient_until"])
+            payload = {
+                **event.payload,
+                "chaos": {"transient_until": (until + LONG_TRANSIENT).isoformat()},
+            }
+            result[index] = dataclasses.replace(event, payload=payload)
+            lengthened += 1
+    return result, lengthened
+
+
+class _Progress:
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        self.steps: dict[str, float] = {}
+        self._step_start = self.started
+
+    def step(self, name: str, message: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:6.1f} s] {message}")
+        self._current = name
+        self._step_start = time.monotonic()
+
+    def done(self) -> None:
+        self.steps[self._current] = time.monotonic() - self._step_start
+
+
+def run_demo(
+    options: DemoOptions,
+    out: Callable[[str], None] = print,
+    on_summary: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Run the demo; returns its summary (``summary.ok`` is the conservation verdict).
+
+    ``on_summary`` sees the summary while the cloud still runs (before ``keep_running`` waits).
+    """
+    from streamline.local.cloud import LocalCloud
+    from streamline.local.server import PortInUseError
+    from streamline.local.state import StaleStateError, StateDir
+
+    if options.events < 1:
+        raise DemoError("--events must be at least 1")
+    for name, rate in (("poison", options.poison_rate), ("transient", options.transient_rate)):
+        if not 0.0 <= rate <= 0.5:
+            raise DemoError(f"--{name}-rate must be between 0 and 0.5 (got {rate})")
+    app = options.app_dir or project_root()
+    state = StateDir(options.state_dir)
+    try:
+        running = state.running()
+    except StaleStateError:
+        state.clear()
+        running = None
+    if running is not None:
+        raise DemoError(
+            f"a local cloud is already running at {running.endpoint_url} (state dir "
+            f"{state.root}); stop it with `streamline local down` or pass --state-dir"
+        )
+
+    progress = _Progress(out)
+    progress.step("start", "starting the local cloud (moto server + Lambda runtime + ESM engine)")
+    cloud = LocalCloud(port=options.port, state_dir=state.root, publish=True)
+    try:
+        cloud.start()
+    except PortInUseError as exc:
+        raise DemoError(str(exc.strerror)) from None
+    try:
+        progress.done()
+        summary = _run(cloud, app, options, progress)
+        if on_summary is not None:
+            on_summary(summary)
+        if options.keep_running:
+            out(
+                f"\nThe local cloud keeps running at {cloud.endpoint_url}. In another terminal:\n"
+                "  .venv/bin/streamline dashboard      # the deployed CloudWatch dashboard\n"
+                "  .venv/bin/streamline status         # backlog, DLQs, last errors\n"
+                "Ctrl-C here stops it."
+            )
+            _wait_for_interrupt()
+        return summary
+    finally:
+        cloud.stop()
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _run(cloud: Any, app: Path, options: DemoOptions, progress: _Progress) -> Summary:
+    progress.step("deploy", f"cdk deploy {app.name} (4 stacks) into {cloud.endpoint_url}")
+    outputs: dict[str, str] = {}
+    for stack_outputs in cloud.deploy(app).values():
+        outputs.update(stack_outputs)
+    progress.done()
+    return run_pipeline(cloud, outputs, options, progress=progress)
+
+
+def run_pipeline(
+    cloud: Any,
+    outputs: Mapping[str, str],
+    options: DemoOptions,
+    *,
+    progress: _Progress | None = None,
+    out: Callable[[str], None] = print,
+    planned: Sequence[Any] | None = None,
+    after_produce: Callable[[Any], Any] | None = None,
+) -> Summary:
+    """Produce, drain, recover and check on a cloud where the pipeline is already deployed.
+
+    ``outputs`` are the merged stack outputs. The end-to-end tests call this directly on their
+    own cloud; ``planned`` replaces the generated events; ``after_produce(cloud)`` runs once
+    everything is sent and may return another cloud to go on with (a restarted one).
+    """
+    from streamline.local.api_calls import API_CALLS
+    from streamline.producers import generate_events
+
+    progress = progress or _Progress(out)
+    window_start = cloud.clock.now()
+    calls_before = API_CALLS.snapshot()
+
+    if planned is None:
+        planned = generate_events(
+            options.events,
+            poison_rate=options.poison_rate,
+            transient_rate=options.transient_rate,
+            transient_for=timedelta(seconds=options.transient_for),
+            seed=options.seed,
+        )
+        planned, long_transients = lengthen_some_transients(planned, random.Random(options.seed))
+    else:
+        long_transients = 0
+    by_path = split_paths(planned, PATH_SHARES, random.Random(options.seed))
+    faults = {kind: sum(1 for p in planned if p.fault == kind) for kind in ("poison", "transient")}
+    faults["transient outlasting retries"] = long_transients
+    progress.step(
+        "produce",
+        f"producing {len(planned)} events: "
+        + ", ".join(f"{path} {len(events)}" for path, events in by_path.items())
+        + f" (poison {faults['poison']}, transient {faults['transient']})",
+    )
+    sent_at = _produce(cloud, outputs, by_path, progress.out)
+    progress.done()
+    if after_produce is not None:
+        cloud = after_produce(cloud) or cloud
+
+    progress.step("drain", "waiting until every mapping and async invocation is idle")
+    cloud.wait_idle(timeout=options.timeout)
+    progress.done()
+
+    progress.step("recovery", "running the recovery workflow until the failure queues are drained")
+    replayed, quarantined_count = _recover(cloud, outputs, planned, options.timeout, progress.out)
+    progress.done()
+
+    progress.step("collect", "collecting effects, quarantine, queues, metrics and costs")
+    summary = _collect(
+        cloud,
+        outputs,
+        by_path,
+        sent_at,
+        faults,
+        window_start,
+        calls_before,
+        replayed,
+        quarantined_count,
+    )
+    progress.done()
+    summary.seconds = {**progress.steps, "total": time.monotonic() - progress.started}
+    return summary
+
+
+def _produce(
+    cloud: Any,
+    outputs: Mapping[str, str],
+    by_path: Mapping[str, Sequence[Any]],
+    out: Callable[[str], None],
+) -> dict[str, float]:
+    """Send each path's events in chunks; returns each event's send time (epoch seconds)."""
+    from streamline.producers import DynamoDbProducer, KinesisProducer, SqsProducer
+
+    sqs = cloud.client("sqs")
+    # The SQS path feeds both queues, as `changes` does: a notification per status change
+    # into the standard queue, a fulfilment per newly paid order into the FIFO queue.
+    producers: dict[str, list[Any]] = {
+        KINESIS: [KinesisProducer(cloud.client("kinesis"), outputs["OrderEventsStreamName"])],
+        DYNAMODB: [DynamoDbProducer(cloud.client("dynamodb"), outputs["OrdersTableName"])],
+        SQS: [
+            SqsProducer(sqs, outputs["NotificationsQueueUrl"], task="notify"),
+            SqsProducer(sqs, outputs["FulfilmentQueueUrl"], task="fulfil"),
+        ],
+    }
+    sent_at: dict[str, float] = {}
+    failed: list[str] = []
+    for path, events in by_path.items():
+        chunk = 500
+        for start in range(0, len(events), chunk):
+            part = events[start : start + chunk]
+            now = time.time()
+            for producer in producers[path]:
+                report = producer.send(part)
+                failed += [f"{path}: {f.event_id} {f.code} {f.message}" for f in report.failed]
+            for event in part:
+                sent_at[event.event_id] = now
+        out(f"           {path}: {len(events)} sent")
+    if failed:
+        # The producers retry partial failures; what is left is real and would break the check.
+        raise DemoError(f"{len(failed)} events could not be sent, first: {failed[0]}")
+    return sent_at
+
+
+def _recover(
+    cloud: Any,
+    outputs: Mapping[str, str],
+    planned: Sequence[Any],
+    timeout: float,
+    out: Callable[[str], None],
+) -> tuple[int, int]:
+    """Run the workflow (after the chaos windows close) until nothing is left to replay."""
+    sfn = cloud.client("stepfunctions")
+    windows = [
+        datetime.fromisoformat(p.payload["chaos"]["transient_until"])
+        for p in planned
+        if p.fault == "transient" and isinstance(p.payload.get("chaos"), dict)
+    ]
+    if windows:
+        # A transient fault replayed inside its window would just fail again.
+        wait = (max(windows) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(wait + 0.2)
+    replayed = quarantined = 0
+    for attempt in range(1, MAX_RECOVERY_PASSES + 1):
+        depth = failure_queue_depths(cloud, outputs)
+        if not any(depth.values()):
+            break
+        # One execution drains up to 10 messages per failure queue (its state must stay small);
+        # concurrent executions are safe (the ledger's conditional writes bound replays), so a
+        # deep queue gets several at once.
+        runs = max(1, min(MAX_CONCURRENT_RECOVERIES, -(-max(depth.values()) // 10)))
+        arns = [
+            sfn.start_execution(
+                stateMachineArn=outputs["RecoveryStateMachineArn"],
+                input=json.dumps({"trigger": "streamline demo"}),
+            )["executionArn"]
+            for _ in range(runs)
+        ]
+        pass_replayed = pass_quarantined = 0
+        for arn in arns:
+            result = _wait_for_execution(sfn, arn, timeout)
+            pass_replayed += int(result.get("replayed", 0))
+            pass_quarantined += int(result.get("quarantined", 0))
+        replayed += pass_replayed
+        quarantined += pass_quarantined
+        out(
+            f"           pass {attempt} ({runs} executions): replayed {pass_replayed}, "
+            f"quarantined {pass_quarantined}"
+        )
+        cloud.wait_idle(timeout=timeout)
+    return replayed, quarantined
+
+
+def _wait_for_execution(sfn: Any, arn: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f"recovery execution {arn} still running after {timeout:g} s")
+        time.sleep(0.2)
+    if execution["status"] != "SUCCEEDED":
+        raise DemoError(f"recovery execution {arn} ended {execution['status']}")
+    return dict(json.loads(execution.get("output") or "{}"))
+
+
+def failure_queue_depths(cloud: Any, outputs: Mapping[str, str]) -> dict[str, int]:
+    sqs = cloud.client("sqs")
+    depths: dict[str, int] = {}
+    for output, name in FAILURE_QUEUES.items():
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=outputs[output],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        depths[name] = int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+    return depths
+
+
+def scan_table(cloud: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in cloud.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        items += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+    return items
+
+
+def quarantined_records(cloud: Any, outputs: Mapping[str, str]) -> list[Quarantined]:
+    s3 = cloud.client("s3")
+    found: list[Quarantined] = []
+    for item in scan_table(cloud, outputs["RecoveryTableName"]):
+        if item.get("state") != "QUARANTINED" or not item.get("s3_key"):
+            continue
+        body = s3.get_object(Bucket=outputs["QuarantineBucketName"], Key=item["s3_key"])["Body"]
+        document = json.loads(body.read())
+        found.append(
+            Quarantined(
+                record_id=str(item["record_id"]),
+                reason=str(document.get("reason") or item.get("reason") or ""),
+                event_ids=event_ids_in(document),
+            )
+        )
+    return found
+
+
+def _metric_sum(
+    cloud: Any, namespace: str, name: str, dims: Mapping[str, str], start: float
+) -> int:
+    response = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=datetime.fromtimestamp(start - 60, tz=UTC),
+        EndTime=datetime.fromtimestamp(cloud.clock.now() + 60, tz=UTC),
+        Period=86400,
+        Statistics=["Sum"],
+    )
+    return int(sum(point["Sum"] for point in response["Datapoints"]))
+
+
+def _collect(
+    cloud: Any,
+    outputs: Mapping[str, str],
+    by_path: Mapping[str, Sequence[Any]],
+    sent_at: Mapping[str, float],
+    faults: Mapping[str, int],
+    window_start: float,
+    calls_before: Mapping[tuple[str, str, str], int],
+    replayed: int,
+    quarantined_count: int,
+) -> Summary:
+    from streamline.local.api_calls import API_CALLS
+
+    cloud.metrics.flush()
+    effects = [
+        Effect(str(i["effect_id"]), str(i.get("event_id", "")), str(i.get("created_at", "")))
+        for i in scan_table(cloud, outputs["EffectsTableName"])
+    ]
+    conservation = check(by_path, effects, quarantined_records(cloud, outputs))
+    total = sum(len(events) for events in by_path.values())
+
+    calls: dict[str, int] = defaultdict(int)
+    for (caller, _service, _operation), count in API_CALLS.snapshot().items():
+        calls[caller] += count - calls_before.get((caller, _service, _operation), 0)
+    stages: list[StageCounts] = []
+    for stage, output in STAGES.items():
+        function = outputs[output]
+        stages.append(
+            StageCounts(
+                stage=stage,
+                invocations=_metric_sum(
+                    cloud, "AWS/Lambda", "Invocations", {"FunctionName": function}, window_start
+                ),
+                records_processed=_metric_sum(
+                    cloud, "Streamline", "RecordsProcessed", {"service": stage}, window_start
+                ),
+                records_failed=_metric_sum(
+                    cloud, "Streamline", "RecordsFailed", {"service": stage}, window_start
+                ),
+                records_poisoned=_metric_sum(
+                    cloud, "Streamline", "RecordsPoisoned", {"service": stage}, window_start
+                ),
+                api_calls=calls.get(function, 0),
+            )
+        )
+
+    latencies: dict[str, list[float]] = defaultdict(list)
+    first_effect: dict[str, float] = {}
+    for effect in effects:
+        if effect.event_id in sent_at and effect.created_at:
+            at = datetime.fromisoformat(effect.created_at).timestamp()
+            first_effect[effect.event_id] = max(first_effect.get(effect.event_id, 0.0), at)
+    transient = {e.event_id for events in by_path.values() for e in events if e.fault != "none"}
+    for event_id, at in first_effect.items():
+        bucket = "replayed" if event_id in transient else "first pass"
+        latencies[bucket].append((at - sent_at[event_id]) * 1000.0)
+    latency: dict[str, float | None] = {
+        "p50": percentile(latencies["first pass"], 50),
+        "p99": percentile(latencies["first pass"], 99),
+        "p50 after replay": percentile(latencies["replayed"], 50),
+    }
+
+    cold_starts, cost, baseline, table = _cold_starts_and_cost(cloud, outputs, window_start, total)
+    return Summary(
+        produced={path: len(events) for path, events in by_path.items()},
+        faults=dict(faults),
+        stages=stages,
+        replayed=replayed,
+        quarantined=quarantined_count,
+        left_in_queues=failure_queue_depths(cloud, outputs),
+        latency_ms=latency,
+        cold_starts=cold_starts,
+        cost_per_million=cost,
+        baseline_cost_per_million=baseline,
+        cost_table=table,
+        conservation=conservation,
+        seconds={},
+        client_calls_per_event=calls.get("client", 0) / total if total else 0.0,
+    )
+
+
+def _cold_starts_and_cost(
+    cloud: Any, outputs: Mapping[str, str], window_start: float, events: int
+) -> tuple[list[ColdStarts], float | None, float | None, str]:
+    from streamline.cost.measure import collect_reports, measure
+    from streamline.cost.model import estimate
+    from streamline.cost.prices import PRICES
+    from streamline.local.api_calls import API_CALLS
+    from streamline.ops.target import Target
+
+    target = Target(cloud.endpoint_url, None, None, "dev")
+    since = datetime.fromtimestamp(window_start, tz=UTC) - timedelta(seconds=5)
+    functions = [outputs[o] for o in STAGES.values()]
+    reports = collect_reports(target, functions, since)
+    starts: dict[str, ColdStarts] = {}
+    for report in reports:
+        if report.init_ms is not None:
+            entry = starts.setdefault(report.function, ColdStarts(report.function, 0))
+            entry.count += 1
+            entry.init_ms.append(report.init_ms)
+    measurement = measure(target, since=since, events=events, api_calls=API_CALLS)
+    cost = estimate(measurement, PRICES)
+    return (
+        sorted(starts.values(), key=lambda c: c.function),
+        cost.per_million_total,
+        cost.baseline_per_million_total,
+        cost.render(),
+    )
+
+
+def main_demo(options: DemoOptions) -> int:
+    """Run and print; 0 when conservation holds, 1 when it does not."""
+
+    def show(summary: Summary) -> None:
+        print(summary.render())
+        if options.json_path is not None:
+            options.json_path.write_text(json.dumps(summary.as_json(), indent=2, default=str))
+            print(f"summary written to {options.json_path}")
+        sys.stdout.flush()
+
+    summary = run_demo(options, on_summary=show)
+    if not options.keep_running:
+        print(
+            "\nTo open the dashboard: run `make demo ARGS=--keep-running` (or "
+            "`.venv/bin/streamline demo --keep-running`) and, while it waits, "
+            "`.venv/bin/streamline dashboard` in another terminal."
+        )
+    sys.stdout.flush()
+    return 0 if summary.ok else 1
