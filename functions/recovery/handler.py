@@ -34,15 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from orderflow.dal import (
     FailureQueue,
-    FunctionInvoker,
     QuarantineStore,
     RecoveryLedger,
     StreamReader,
-    kinesis_put,
-    send_message,
 )
+from orderflow.dal.replay import publish_replay
 from orderflow.errors import ErrorKind, describe
-from orderflow.events import parse_task
 from orderflow.observability import logger, tracer
 from orderflow.recovery import (
     MAX_ITEMS,
@@ -56,11 +53,9 @@ from orderflow.recovery import (
     TransientReplayError,
     make_item,
     parse_failure_message,
-    partition_key_for,
     quarantine_key,
     settle_outcomes,
     summarize_sources,
-    synthetic_stream_event,
 )
 from orderflow.settings import QuarantineSettings, ReplaySettings, load_settings
 
@@ -190,47 +185,13 @@ def replay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     target = source["target"]
     try:
-        _publish(target, payload, attempts)
+        publish_replay(target, payload, dedup_suffix=f"replay:{attempts}")
     except (ReplayAttemptsExhausted, TransientReplayError):
         raise
     except Exception as exc:
         raise TransientReplayError(f"{record_id}: {describe(exc)}") from exc
     logger.info("Replayed record", extra={"record_id": record_id, "attempts": attempts})
     return {"recordId": record_id, "attempts": attempts, "target": target["type"]}
-
-
-def _publish(target: dict[str, Any], payload: str, attempts: int) -> None:
-    kind = target["type"]
-    if kind == "kinesis":
-        kinesis_put(target["streamName"], payload.encode(), partition_key_for(payload))
-    elif kind == "sqs":
-        task = parse_task(payload)
-        # A fresh dedup id per attempt: the original id may still be inside FIFO's 5-minute
-        # dedup window, which would drop the replay silently. The effects table dedups instead.
-        send_message(
-            target["queueUrl"],
-            payload,
-            group_id=task.order_id,
-            dedup_id=f"{task.task_id}:replay:{attempts}",
-        )
-    elif kind == "lambda":
-        stream_event = synthetic_stream_event(payload, target.get("streamArn"))
-        result = FunctionInvoker().invoke_sync(
-            target["functionName"], json.dumps(stream_event).encode()
-        )
-        failures = (
-            result.payload.get("batchItemFailures") if isinstance(result.payload, dict) else None
-        )
-        if result.function_error or failures:
-            raise TransientReplayError(
-                f"{target['functionName']} failed the replay: "
-                f"{result.function_error or 'batchItemFailures'}"
-            )
-    elif kind == "lambda-async":
-        parse_task(payload)
-        FunctionInvoker().invoke_async(target["functionName"], payload.encode())
-    else:
-        raise ValueError(f"unknown replay target type {kind!r}")
 
 
 @logger.inject_lambda_context(clear_state=True)

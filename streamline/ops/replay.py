@@ -377,49 +377,17 @@ def publish(
     ``partition_key`` keeps a re-read Kinesis record's own key (default: the order id, as the
     workflow derives it). Returns where it went, for the report.
 
-    Mirrors ``_publish`` in functions/recovery/handler.py, which is private to the Lambda
-    asset (not importable from the installed package): keep the two in step.
+    The workflow's replay task calls the same ``orderflow.dal.replay.publish_replay``.
 
     Raises:
         PublishError: the target failed the record (a sync invoke error or batch item failure).
     """
-    from orderflow.dal import FunctionInvoker, kinesis_put, send_message
-    from orderflow.events import parse_task
-    from orderflow.recovery import partition_key_for, synthetic_stream_event
+    from orderflow.dal.replay import ReplayPublishError, publish_replay
 
-    kind = spec.get("type")
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    if kind == "kinesis":
-        data = payload if isinstance(payload, bytes) else payload.encode()
-        key = partition_key or partition_key_for(text)
-        sequence = kinesis_put(spec["streamName"], data, key)
-        return f"kinesis {spec['streamName']} (key {key}, sequence {sequence})"
-    if kind == "sqs":
-        task = parse_task(text)
-        message_id = send_message(
-            spec["queueUrl"],
-            text,
-            group_id=task.order_id,
-            dedup_id=f"{task.task_id}:{dedup_suffix}",
-        )
-        return f"sqs {spec['queueUrl'].rsplit('/', 1)[-1]} (message {message_id})"
-    if kind == "lambda":
-        event = synthetic_stream_event(text, spec.get("streamArn"))
-        result = FunctionInvoker().invoke_sync(spec["functionName"], json.dumps(event).encode())
-        failures = (
-            result.payload.get("batchItemFailures") if isinstance(result.payload, dict) else None
-        )
-        if result.function_error or failures:
-            raise PublishError(
-                f"{spec['functionName']} failed the replay: "
-                f"{result.function_error or 'batchItemFailures'}"
-            )
-        return f"lambda {spec['functionName']} (synchronous)"
-    if kind == "lambda-async":
-        parse_task(text)
-        FunctionInvoker().invoke_async(spec["functionName"], text.encode())
-        return f"lambda {spec['functionName']} (asynchronous)"
-    raise PublishError(f"unknown replay target type {kind!r}")
+    try:
+        return publish_replay(spec, payload, dedup_suffix=dedup_suffix, partition_key=partition_key)
+    except (ReplayPublishError, ValueError) as exc:
+        raise PublishError(str(exc)) from exc
 
 
 # -- replaying ----------------------------------------------------------------------------

@@ -370,7 +370,9 @@ def test_given_a_throttled_target_when_replayed_then_transient_replay_error(
     pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
-    fail_when(monkeypatch, recovery, "kinesis_put", lambda *a, **k: True, throttle("PutRecord"))
+    import orderflow.dal.replay as replay_dal
+
+    fail_when(monkeypatch, replay_dal, "kinesis_put", lambda *a, **k: True, throttle("PutRecord"))
     item = {"recordId": "r-t", "payload": json.dumps(order_event())}
 
     with pytest.raises(recovery.TransientReplayError, match="ProvisionedThroughputExceeded"):
