@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from streamline.demo.run import (
 )
 from streamline.producers import generate_events
 from tests.e2e.conftest import E2E
+from tests.orders import order_event
 
 pytestmark = pytest.mark.e2e
 
@@ -43,21 +43,6 @@ def _eventually(predicate: Any, timeout: float = 60.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout:g} s: {predicate}")
         time.sleep(0.2)
-
-
-def _event(
-    order: str, version: int = 1, kind: str = "OrderCreated", **extra: Any
-) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "order_id": order,
-        "version": 1,
-        "type": kind,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "customer_id": "c-e2e",
-        "amount_cents": 4200,
-        **extra,
-    }
 
 
 def test_the_demo_flow_conserves_every_event_at_small_scale(e2e: E2E) -> None:
@@ -81,7 +66,7 @@ def test_the_demo_flow_conserves_every_event_at_small_scale(e2e: E2E) -> None:
 
 def test_poison_events_end_quarantined_with_the_reason_naming_the_bad_field(e2e: E2E) -> None:
     order = f"o-poison-{uuid.uuid4().hex[:6]}"
-    poison = _event(order, amount_cents=-5)
+    poison = order_event(order, amount_cents=-5)
     e2e.cloud.client("kinesis").put_record(
         StreamName=e2e.outputs["OrderEventsStreamName"],
         Data=json.dumps(poison).encode(),
@@ -106,7 +91,7 @@ def test_a_malformed_record_lands_in_its_failure_queue_with_a_reason_and_blocks_
     kinesis, sqs = e2e.cloud.client("kinesis"), e2e.cloud.client("sqs")
     stream = e2e.outputs["OrderEventsStreamName"]
     kinesis.put_record(StreamName=stream, Data=b"{not json at all", PartitionKey=order)
-    good = _event(order)
+    good = order_event(order)
     kinesis.put_record(StreamName=stream, Data=json.dumps(good).encode(), PartitionKey=order)
     sqs.send_message(QueueUrl=e2e.outputs["NotificationsQueueUrl"], MessageBody="<notify me>")
 

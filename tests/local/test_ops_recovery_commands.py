@@ -34,6 +34,7 @@ from streamline.cli import main
 from streamline.local.cloud import LocalCloud
 from streamline.local.state import StateDir
 from tests.local.deployed import eventually
+from tests.orders import order_event
 
 pytestmark = pytest.mark.local
 
@@ -68,19 +69,6 @@ class Scenario:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main([*argv, "--state-dir", self.state_dir])
         return Result(code, out.getvalue(), err.getvalue())
-
-
-def _event(order: str, version: int, kind: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "order_id": order,
-        "version": version,
-        "type": kind,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "customer_id": "c-ops",
-        "amount_cents": 990,
-        **extra,
-    }
 
 
 def _scan(cloud: LocalCloud, table: str) -> list[dict[str, Any]]:
@@ -156,7 +144,7 @@ def scenario(
     state.write_endpoint(cloud.endpoint_url, int(cloud.endpoint_url.rsplit(":", 1)[1]), os.getpid())
     prefix = f"ops-{uuid.uuid4().hex[:6]}"
     events = [
-        _event(f"{prefix}-{n}", v, kind)
+        order_event(f"{prefix}-{n}", v, kind)
         for n in range(3)
         for v, kind in ((1, "OrderCreated"), (2, "OrderPaid"))
     ]
@@ -179,10 +167,10 @@ def scenario(
     }
     eventually(lambda: expected <= set(_effects_of(cloud, pipeline, prefix)), timeout=90)
     # ingest is warm now: the flaky record's retries run out well inside its chaos window
-    poison_event = {**_event(f"{prefix}-poison", 1, "OrderCreated"), "version": "not a number"}
+    poison_event = {**order_event(f"{prefix}-poison", 1, "OrderCreated"), "version": "not a number"}
     chaos_until = time.time() + CHAOS_SECONDS
     flaky_order = f"{prefix}-flaky"
-    flaky = _event(
+    flaky = order_event(
         flaky_order,
         1,
         "OrderCreated",

@@ -16,23 +16,11 @@ from typing import Any
 import pytest
 
 from tests.local.deployed import eventually
+from tests.orders import order_event
 
 pytestmark = pytest.mark.local
 
 STATUSES = {"OrderCreated": "CREATED", "OrderPaid": "PAID", "OrderShipped": "SHIPPED"}
-
-
-def _event(order: str, version: int, kind: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "order_id": order,
-        "version": version,
-        "type": kind,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "customer_id": "c-1",
-        "amount_cents": 1250,
-        **extra,
-    }
 
 
 def _scan(cloud: Any, table: str) -> list[dict[str, Any]]:
@@ -62,7 +50,7 @@ def test_records_flow_through_every_stage_and_failures_are_recovered(
     prefix = f"o-{uuid.uuid4().hex[:6]}"
     orders = [f"{prefix}-{n}" for n in range(8)]
     records = [
-        {"Data": json.dumps(_event(o, v, kind)).encode(), "PartitionKey": o}
+        {"Data": json.dumps(order_event(o, v, kind)).encode(), "PartitionKey": o}
         for o in orders
         for v, kind in enumerate(STATUSES, start=1)
     ]
@@ -70,7 +58,7 @@ def test_records_flow_through_every_stage_and_failures_are_recovered(
     flaky_order = f"{prefix}-flaky"
     flaky = {
         "Data": json.dumps(
-            _event(
+            order_event(
                 flaky_order,
                 1,
                 "OrderCreated",

@@ -12,7 +12,6 @@ import random
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -33,6 +32,7 @@ from orderflow.events import (
 from orderflow.logic import state_for
 
 from streamline.producers import DynamoDbProducer, SqsProducer, generate_events
+from tests.orders import order_event
 
 REGION = "us-east-1"
 
@@ -141,18 +141,6 @@ def table_items(table: str) -> dict[str, dict[str, Any]]:
     return {item["order_id"]["S"]: item for item in items}
 
 
-def event(order: str, version: int, kind: str) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "order_id": order,
-        "version": version,
-        "type": kind,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "customer_id": "c-1",
-        "amount_cents": 100,
-    }
-
-
 # -- SQS -------------------------------------------------------------------------------------
 
 
@@ -252,7 +240,7 @@ def test_given_poison_then_the_task_is_invalid_yet_names_its_event_and_order(
 
 
 def test_given_a_stale_event_then_no_task_is_sent_for_it(pipeline: Any) -> None:
-    newer, older = event("o-s", 2, "OrderPaid"), event("o-s", 1, "OrderCreated")
+    newer, older = order_event("o-s", 2, "OrderPaid"), order_event("o-s", 1, "OrderCreated")
 
     report = SqsProducer(boto3.client("sqs"), pipeline.queues["notifications"], **quiet()).send(
         [newer, older]
@@ -300,7 +288,7 @@ def test_given_unprocessed_items_that_clear_then_each_order_ends_at_its_last_sta
 def test_given_an_item_never_processed_then_it_is_reported_and_the_order_moves_on(
     pipeline: Any,
 ) -> None:
-    created, paid = event("o-d", 1, "OrderCreated"), event("o-d", 2, "OrderPaid")
+    created, paid = order_event("o-d", 1, "OrderCreated"), order_event("o-d", 2, "OrderPaid")
     flaky = FlakyDynamoDb(boto3.client("dynamodb"), {created["event_id"]: 99})
 
     report = DynamoDbProducer(flaky, pipeline.orders_table, **quiet(max_attempts=3)).send(
@@ -317,7 +305,7 @@ def test_given_an_item_never_processed_then_it_is_reported_and_the_order_moves_o
 def test_given_60_orders_then_calls_carry_25_items_and_read_back_as_order_state(
     pipeline: Any,
 ) -> None:
-    events = [event(f"o-{n}", 1, "OrderCreated") for n in range(60)]
+    events = [order_event(f"o-{n}", 1, "OrderCreated") for n in range(60)]
     flaky = FlakyDynamoDb(boto3.client("dynamodb"))
 
     report = DynamoDbProducer(flaky, pipeline.orders_table, **quiet()).send(events)
@@ -348,7 +336,7 @@ def test_given_poison_then_the_item_is_written_but_fails_the_order_state_schema(
 def test_given_a_stale_version_then_it_is_skipped_not_written_over_the_newer(
     pipeline: Any,
 ) -> None:
-    newer, older = event("o-t", 3, "OrderShipped"), event("o-t", 2, "OrderPaid")
+    newer, older = order_event("o-t", 3, "OrderShipped"), order_event("o-t", 2, "OrderPaid")
 
     report = DynamoDbProducer(boto3.client("dynamodb"), pipeline.orders_table, **quiet()).send(
         [newer, older]
