@@ -109,6 +109,15 @@ class FakeQueue:
         return "id"
 
 
+class FakeSqs:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list) -> dict:
+        self.calls += 1
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
 class FakeInvoker:
     def __init__(self) -> None:
         self.calls = 0
@@ -326,6 +335,8 @@ def install_fakes(mod: Any) -> None:
         mod.queue = FakeQueue()
     if hasattr(mod, "invoker"):
         mod.invoker = FakeInvoker()
+    if hasattr(mod, "outbox"):
+        mod.outbox.sqs = FakeSqs()
 
 
 def cpu_seconds(fn: Callable[[], Any], repeats: int, before: Callable[[], None]) -> float:

@@ -1,7 +1,9 @@
 """changes: ``orders`` stream (NEW_AND_OLD_IMAGES) -> tasks on the fulfilment/notification queues.
 
-Each status change becomes its tasks (pure logic); task ids are deterministic, so a redelivered
-stream record re-sends the same tasks and the FIFO queue and effects table drop the copies.
+Each status change becomes its tasks (pure logic), collected in the outbox and sent at the end of
+the batch with SendMessageBatch (a record whose tasks are not sent fails and is retried). Task ids
+are deterministic, so a redelivered stream record re-sends the same tasks and the FIFO queue and
+effects table drop the copies.
 The work is recorded in the trace of the ingest invocation that wrote the change (its header is
 on the item), and the tasks carry that trace on to their consumers.
 """
@@ -20,8 +22,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecord,
     DynamoDBRecordEventName,
 )
-from orderflow.batch import Source, partial_batch_handler
-from orderflow.dal import TaskQueue
+from orderflow.batch import Source, current_record_id, partial_batch_handler
+from orderflow.dal import TaskOutbox
 from orderflow.events import FulfilmentTask, NotificationTask, OrderState, build_models, parse_model
 from orderflow.logic import tasks_for_change
 from orderflow.observability import linked_traces
@@ -32,16 +34,16 @@ __all__ = ["handler"]
 
 build_models(OrderState, FulfilmentTask, NotificationTask)
 settings = load_settings(ChangesSettings)
-queue = TaskQueue(settings.fulfilment_queue_url, settings.notifications_queue_url)
+outbox = TaskOutbox(settings.fulfilment_queue_url, settings.notifications_queue_url)
 
 
 def _state(image: Mapping[str, Any] | None) -> OrderState | None:
     return parse_model(OrderState, image) if image else None
 
 
-@partial_batch_handler(source=Source.DYNAMODB_STREAMS)
+@partial_batch_handler(source=Source.DYNAMODB_STREAMS, deferred=outbox)
 def handler(record: DynamoDBRecord) -> None:
-    """Send the tasks one order change causes; REMOVE records cause none."""
+    """Queue the tasks one order change causes; REMOVE records cause none."""
     if record.event_name is DynamoDBRecordEventName.REMOVE:
         return
     change = record.dynamodb
@@ -51,7 +53,7 @@ def handler(record: DynamoDBRecord) -> None:
     old_image, _ = split_item_trace(change.old_image)
     with linked_traces.hop(order_trace) as trace_header:
         for task in tasks_for_change(_state(old_image), _state(new_image)):
-            queue.send(task, trace_header=trace_header)
+            outbox.add(task, record_id=current_record_id(), trace_header=trace_header)
 
 
 coldstart.end()

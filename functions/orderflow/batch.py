@@ -21,6 +21,25 @@ subsegment annotated with those counts (a subsegment per record roughly doubles 
 and flushes the segments its records recorded in their upstream traces
 (:data:`orderflow.observability.linked_traces`).
 
+Deferred work: a handler may hand the decorator a ``deferred`` object (:class:`DeferredWork`,
+e.g. ``orderflow.dal.TaskOutbox``) that collects what records want sent and does it once per
+batch, so a batch costs a few batch calls instead of one call per record. While a record runs,
+:func:`current_record_id` is its id (its ``itemIdentifier``: the sequence number on a stream,
+the message id on SQS), which the deferred object keeps beside the work.
+
+- A record that raises (transient or poison) has its deferred work discarded: it is redone when
+  the record is retried or replayed, never sent on behalf of a record that failed.
+- After the processor, ``deferred.flush()`` does the work and returns the ids of records whose
+  work failed; they become batch item failures like any other (processed down, failed up). On
+  an SQS FIFO source, the later records of such a record's message group fail too, so the group
+  is never acknowledged ahead of its retried message.
+- If ``flush()`` raises, every record that completed is reported failed (we cannot tell which
+  of them deferred work): none is acknowledged without its work done.
+
+On a stream, a failed record makes the event source mapping retry from it, so records after it
+send their tasks again. That is harmless here: task ids are deterministic, the FIFO queue drops
+a task id it has seen within five minutes, and the effects table keeps each effect id once.
+
 Example::
 
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
@@ -38,6 +57,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -60,16 +80,21 @@ from orderflow.observability import (
 )
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.batch.types import (
+        PartialItemFailureResponse,
+        PartialItemFailures,
+    )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = [
     "POISON_ENVELOPE_VERSION",
     "BatchHandler",
     "BatchResult",
+    "DeferredWork",
     "PoisonSinkLike",
     "Source",
     "build_processor",
+    "current_record_id",
     "partial_batch_handler",
     "poison_envelope",
 ]
@@ -105,14 +130,55 @@ class PoisonSinkLike(Protocol):
     ) -> str: ...
 
 
+class DeferredWork(Protocol):
+    """Work records defer to the end of their batch (``orderflow.dal.TaskOutbox`` in production).
+
+    Keyed by record id (:func:`current_record_id` while the record ran).
+    """
+
+    def discard(self, record_id: str) -> None:
+        """Drop what ``record_id`` deferred: it raised, and its retry will defer it again."""
+        ...
+
+    def flush(self) -> set[str]:
+        """Do all deferred work, leave nothing pending; the ids of records whose work failed."""
+        ...
+
+
+# The record the runner is on. A ContextVar rather than an attribute on the runner, so deferred
+# work needs no handle on the handler that runs it.
+_current_record: ContextVar[str] = ContextVar("orderflow_current_record")
+
+
+def current_record_id() -> str:
+    """The id of the record being processed: its ``itemIdentifier`` in ``batchItemFailures``.
+
+    Raises:
+        RuntimeError: outside a record of a :func:`partial_batch_handler`.
+
+    Example::
+
+        outbox.add(task, record_id=current_record_id(), trace_header=header)
+    """
+    try:
+        return _current_record.get()
+    except LookupError:
+        raise RuntimeError("current_record_id() called outside a batch record") from None
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """Outcome of one batch: the Lambda response plus the counts that become metrics."""
+    """Outcome of one batch: the Lambda response plus the counts that become metrics.
+
+    ``deferred_failed`` counts the records (within ``failed``) that failed after they ran,
+    because their deferred work was not done.
+    """
 
     response: PartialItemFailureResponse
     processed: int
     failed: int
     poisoned: int
+    deferred_failed: int = 0
 
 
 def build_processor(source: Source) -> BasePartialBatchProcessor:
@@ -137,12 +203,17 @@ def build_processor(source: Source) -> BasePartialBatchProcessor:
 
 
 def _record_identity(source: Source, record: Any) -> tuple[str, str | None]:
-    """(record id, FIFO message group) of a Powertools data-class record."""
+    """(record id, FIFO message group) of a Powertools data-class record.
+
+    Read from the raw event: the data-class properties build a wrapper per access, and this
+    runs for every record.
+    """
+    raw = record.raw_event
     if source in (Source.SQS, Source.SQS_FIFO):
-        return record.message_id, record.attributes.message_group_id
+        return raw["messageId"], raw.get("attributes", {}).get("MessageGroupId")
     if source is Source.KINESIS:
-        return record.kinesis.sequence_number, None
-    return record.dynamodb.sequence_number, None
+        return raw["kinesis"]["sequenceNumber"], None
+    return raw["dynamodb"]["SequenceNumber"], None
 
 
 def poison_envelope(source: Source, record: Any, exc: BaseException, reason: str) -> dict[str, Any]:
@@ -157,18 +228,29 @@ def poison_envelope(source: Source, record: Any, exc: BaseException, reason: str
 
 
 class _RecordRunner:
-    """The record handler given to the Powertools processor; counts poison per batch."""
+    """The record handler given to the Powertools processor.
+
+    Per batch it counts poison and lists the records that completed, (id, FIFO group) in batch
+    order: the candidates for failing late when their deferred work fails.
+    """
 
     def __init__(
         self,
         fn: Callable[[Any], object],
         source: Source,
         sink: PoisonSinkLike | None,
+        deferred: DeferredWork | None = None,
     ) -> None:
         self.fn = fn
         self.source = source
         self._sink = sink
+        self.deferred = deferred
         self.poisoned = 0
+        self.completed: list[tuple[str, str | None]] = []
+
+    def start_batch(self) -> None:
+        self.poisoned = 0
+        self.completed = []
 
     def sink(self) -> PoisonSinkLike:
         if self._sink is None:
@@ -183,10 +265,17 @@ class _RecordRunner:
         return self._sink
 
     def __call__(self, record: Any) -> None:
+        record_id, group_id = _record_identity(self.source, record)
+        token = _current_record.set(record_id)
         try:
             self.fn(record)
-        except Exception as exc:
-            record_id, group_id = _record_identity(self.source, record)
+        except BaseException as exc:
+            if self.deferred is not None:
+                # Retried, it defers its work again; poisoned, its replay does. Sending what it
+                # deferred before failing would act on half a record.
+                self.deferred.discard(record_id)
+            if not isinstance(exc, Exception):
+                raise  # not a record's failure (an interrupt, an exit): the batch fails
             reason = describe(exc)
             fields = {"record_id": record_id, "reason": reason, "error_type": type(exc).__name__}
             if classify(exc) is ErrorKind.POISON:
@@ -211,6 +300,33 @@ class _RecordRunner:
                 exc_info=None if expected else exc,
             )
             raise
+        else:
+            self.completed.append((record_id, group_id))
+        finally:
+            _current_record.reset(token)
+
+
+def _flush_deferred(deferred: DeferredWork, completed: list[tuple[str, str | None]]) -> list[str]:
+    """Do the batch's deferred work; the completed records that must fail, in batch order."""
+    try:
+        failed = deferred.flush()
+    except Exception as exc:
+        logger.warning(
+            "Deferred work failed; every completed record reported for retry",
+            extra={"records": len(completed), "error_type": type(exc).__name__},
+            exc_info=exc,
+        )
+        failed = {record_id for record_id, _ in completed}
+    if not failed:
+        return []
+    late: list[str] = []
+    broken: set[str] = set()  # FIFO groups with a failed record: later ones wait for it
+    for record_id, group_id in completed:
+        if record_id in failed or (group_id is not None and group_id in broken):
+            late.append(record_id)
+            if group_id is not None:
+                broken.add(group_id)
+    return late
 
 
 class BatchHandler(Generic[R]):
@@ -225,11 +341,13 @@ class BatchHandler(Generic[R]):
         fn: Callable[[R], object],
         source: Source,
         sink: PoisonSinkLike | None = None,
+        deferred: DeferredWork | None = None,
     ) -> None:
         self.record_function = fn
         self.source = source
+        self.deferred = deferred
         self.processor = build_processor(source)
-        self._runner = _RecordRunner(fn, source, sink)
+        self._runner = _RecordRunner(fn, source, sink, deferred)
         self.__name__ = getattr(fn, "__name__", "handler")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = fn.__doc__
@@ -244,18 +362,30 @@ class BatchHandler(Generic[R]):
         return self._entry(event, context)
 
     def process(self, event: dict[str, Any], context: LambdaContext | None = None) -> BatchResult:
-        """Run one batch through the processor and return the response with its counts."""
-        self._runner.poisoned = 0
-        response = process_partial_response(
-            event=event, record_handler=self._runner, processor=self.processor, context=context
-        )
-        failed = len(self.processor.fail_messages)
-        poisoned = self._runner.poisoned
+        """Run one batch through the processor, then its deferred work; the response and counts."""
+        runner = self._runner
+        runner.start_batch()
+        try:
+            response = process_partial_response(
+                event=event, record_handler=runner, processor=self.processor, context=context
+            )
+        except BaseException:
+            # The whole batch fails and comes back: its records defer their work again then.
+            if self.deferred is not None:
+                for record_id, _ in runner.completed:
+                    self.deferred.discard(record_id)
+            raise
+        late = [] if self.deferred is None else _flush_deferred(self.deferred, runner.completed)
+        if late:
+            items: list[PartialItemFailures] = [{"itemIdentifier": record_id} for record_id in late]
+            response = {"batchItemFailures": [*response["batchItemFailures"], *items]}
+        poisoned = runner.poisoned
         return BatchResult(
             response=response,
-            processed=len(self.processor.success_messages) - poisoned,
-            failed=failed,
+            processed=len(self.processor.success_messages) - poisoned - len(late),
+            failed=len(self.processor.fail_messages) + len(late),
             poisoned=poisoned,
+            deferred_failed=len(late),
         )
 
     def _lambda_handler(
@@ -269,7 +399,8 @@ class BatchHandler(Generic[R]):
         finally:
             # The segments records hopped into their upstream traces: one datagram each.
             linked_traces.flush()
-        skipped = result.failed - self._logged_failures(result)
+        # Deferred failures are logged by the flush (with their reasons), not by the runner.
+        skipped = result.failed - result.deferred_failed - self._logged_failures(result)
         if skipped > 0:
             # FIFO circuit breaker: records behind a failed one in their group were not run.
             logger.warning(
@@ -295,7 +426,10 @@ class BatchHandler(Generic[R]):
 
 
 def partial_batch_handler(
-    *, source: Source, sink: PoisonSinkLike | None = None
+    *,
+    source: Source,
+    sink: PoisonSinkLike | None = None,
+    deferred: DeferredWork | None = None,
 ) -> Callable[[Callable[[R], object]], BatchHandler[R]]:
     """Turn a per-record function into a partial-batch Lambda handler for ``source``.
 
@@ -303,6 +437,8 @@ def partial_batch_handler(
         source: the event source kind; must match the CDK construct the function is wired to.
         sink: where poison envelopes go; defaults to the queue in ``DLQ_URL`` (SQS sources) or
             ``FAILURE_QUEUE_URL`` (stream sources), resolved at the first poison record.
+        deferred: work records defer to the end of the batch (see the module docstring);
+            flushed after every batch, its failures reported as batch item failures.
 
     Example::
 
@@ -313,6 +449,6 @@ def partial_batch_handler(
     """
 
     def decorate(fn: Callable[[R], object]) -> BatchHandler[R]:
-        return BatchHandler(fn, source, sink)
+        return BatchHandler(fn, source, sink, deferred)
 
     return decorate

@@ -30,7 +30,7 @@ Example::
     linked = LinkedTraces(emitter, name="changes")
     for record in batch:
         with linked.hop(record_header) as header:     # None when not traced
-            queue.send(task, trace_header=header)
+            outbox.add(task, record_id=record_id, trace_header=header)
     linked.flush()
 """
 

@@ -44,10 +44,14 @@ __all__ = ["ESTIMATED_CALLS_PER_RECORD", "CostError", "collect_reports", "measur
 #: when calls cannot be counted (an AWS account): an estimate, labelled as one.
 ESTIMATED_CALLS_PER_RECORD: dict[str, tuple[tuple[str, str], ...]] = {
     "ingest": (("dynamodb", "PutItem"),),  # conditional write of the order
-    "changes": (("sqs", "SendMessage"),),  # at least the notification task per change
     "fulfil": (("dynamodb", "PutItem"),),  # the effect, once
     "notify": (("lambda", "Invoke"),),  # async invoke of notifier
     "notifier": (("dynamodb", "PutItem"),),  # the effect, once
+}
+#: Calls made once per batch, not per record: (service, operation, entries per call).
+#: changes sends at least the notification task per change, ten to a SendMessageBatch.
+ESTIMATED_BATCHED_CALLS: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "changes": (("sqs", "SendMessageBatch", 10),),
 }
 #: A producer's PutRecords carries up to 500 records.
 PUT_RECORDS_MAX = 500
@@ -233,6 +237,9 @@ def _estimated_calls(
         handled = sum(records)
         for service, operation in ESTIMATED_CALLS_PER_RECORD.get(f.stage, ()):
             add((f.name, service, operation), handled, handled, handled)
+        for service, operation, per_call in ESTIMATED_BATCHED_CALLS.get(f.stage, ()):
+            calls = sum(math.ceil(n / per_call) for n in records)
+            add((f.name, service, operation), calls, handled, handled)
         for mapping in _mappings(lam, f.name):
             arn = str(mapping.get("EventSourceArn", ""))
             if ":sqs:" in arn:

@@ -12,7 +12,7 @@ changes nothing) and the change becomes its tasks (:func:`orderflow.logic.tasks_
 
 Bodies are ``task.model_dump_json()`` and, on a FIFO queue, the group id is the order id and the
 deduplication id the task id, exactly as the changes function sends them
-(:class:`orderflow.dal.TaskQueue`). The task kind follows the queue (FIFO: fulfil, standard:
+(:class:`orderflow.dal.TaskOutbox`). The task kind follows the queue (FIFO: fulfil, standard:
 notify) unless ``task`` says otherwise.
 
 Faults: a poison event becomes a task body invalid in the same fields

@@ -6,12 +6,25 @@ import copy
 import json
 
 import pytest
-from orderflow.dal import TaskQueue
 from orderflow.observability import linked_traces
 
 from .support import expected_response, fail_when, load_event, throttle
+from .test_outbox import RecordingSqs, keep_batch_trace_headers
 
 FIXTURE = "dynamodb_order_changes"
+
+
+@pytest.fixture(autouse=True)
+def trace_headers(monkeypatch):
+    keep_batch_trace_headers(monkeypatch)
+
+
+def refuse_order(changes, order_id: str) -> RecordingSqs:
+    """SQS fails every try of ``order_id``'s tasks on its side (SenderFault false)."""
+    sqs = RecordingSqs({order_id: [("InternalError", False)] * changes.outbox.attempts})
+    changes.outbox.sqs = sqs
+    changes.outbox.sleep = lambda seconds: None
+    return sqs
 
 
 def bodies(pipeline, queue: str) -> list[dict]:
@@ -19,16 +32,10 @@ def bodies(pipeline, queue: str) -> list[dict]:
 
 
 def test_given_changes_with_poison_and_transient_when_processed_then_exact_failures_and_tasks(
-    pipeline, load_function, context, monkeypatch
+    pipeline, load_function, context
 ):
     changes = load_function("changes")
-    fail_when(
-        monkeypatch,
-        TaskQueue,
-        "send",
-        lambda self, task, **_: task.order_id == "o-15",
-        throttle("Send"),
-    )
+    refuse_order(changes, "o-15")
 
     response = changes.handler(load_event(FIXTURE), context)
 
@@ -40,6 +47,21 @@ def test_given_changes_with_poison_and_transient_when_processed_then_exact_failu
         ("o-10", "CREATED"),
         ("o-11", "PAID"),
     ]
+
+
+def test_given_a_batch_of_changes_when_processed_then_one_batch_call_per_queue_sends_them(
+    pipeline, load_function, context
+):
+    changes = load_function("changes")
+    sqs = RecordingSqs()
+    changes.outbox.sqs = sqs
+
+    changes.handler(load_event(FIXTURE), context)
+
+    # Four tasks in two calls: before the outbox, one SendMessage each.
+    assert sqs.sizes(pipeline.queues["fulfilment.fifo"]) == [1]
+    assert sqs.sizes(pipeline.queues["notifications"]) == [3]
+    assert len(changes.outbox) == 0
 
 
 def test_given_a_poison_image_when_processed_then_the_envelope_names_the_bad_field(
@@ -144,11 +166,12 @@ def test_given_failures_in_a_traced_order_when_processed_then_its_segment_shows_
     pipeline, load_function, context, daemon, monkeypatch
 ):
     changes = load_function("changes")
+    # A transient failure while the record runs (a refused send fails it only after the hop).
     fail_when(
         monkeypatch,
-        TaskQueue,
-        "send",
-        lambda self, task, **_: task.order_id == "o-15",
+        changes,
+        "tasks_for_change",
+        lambda old, new: new is not None and new.order_id == "o-15",
         throttle("Send"),
     )
     event = with_ingest_trace(load_event(FIXTURE))

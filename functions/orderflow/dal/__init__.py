@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from orderflow.dal.effects import EffectsRepository
     from orderflow.dal.invoker import FunctionInvoker, InvocationResult
     from orderflow.dal.orders import OrdersRepository, state_to_item
-    from orderflow.dal.queues import PoisonSink, TaskQueue, is_fifo, send_message
+    from orderflow.dal.queues import PoisonSink, TaskOutbox, is_fifo, send_message
     from orderflow.dal.recovery import (
         FailureQueue,
         QuarantineStore,
@@ -42,7 +42,7 @@ _SUBMODULE = {
     "OrdersRepository": "orders",
     "state_to_item": "orders",
     "PoisonSink": "queues",
-    "TaskQueue": "queues",
+    "TaskOutbox": "queues",
     "is_fifo": "queues",
     "send_message": "queues",
     "FailureQueue": "recovery",
@@ -65,7 +65,7 @@ __all__ = [
     "RecoveryLedger",
     "StreamReader",
     "StreamRecord",
-    "TaskQueue",
+    "TaskOutbox",
     "client",
     "is_fifo",
     "kinesis_put",
