@@ -612,6 +612,33 @@ class VisibleMessages:
         return sum(1 for _ in self)
 
 
+@_patch("moto.sqs.models:SQSBackend.send_message_batch")
+def sqs_batch_entries_keep_system_attributes() -> None:
+    """SendMessageBatch keeps each entry's MessageSystemAttributes (AWSTraceHeader), as SQS does.
+
+    moto passes them to the message for SendMessage only, so a task sent in a batch lost the
+    trace header its consumer continues (orderflow.tracing; SendMessageBatchRequestEntry in the
+    SQS API reference documents the attribute per entry).
+    """
+    from moto.sqs.models import SQSBackend
+
+    _replace(
+        SQSBackend,
+        "send_message_batch",
+        _rewrite_method(
+            SQSBackend,
+            "send_message_batch",
+            [
+                (
+                    'deduplication_id=entry.get("MessageDeduplicationId"),',
+                    'deduplication_id=entry.get("MessageDeduplicationId"),'
+                    ' system_attributes=entry.get("MessageSystemAttributes"),',
+                )
+            ],
+        ),
+    )
+
+
 @_patch(
     "moto.sqs.models:SQSBackend.send_message",
     "moto.sqs.models:SQSBackend.receive_message",
