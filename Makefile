@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test test-unit test-infra test-local test-e2e synth lint format bench clean
+.PHONY: setup demo test test-unit test-infra test-local test-own-moto test-e2e synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
 
@@ -38,11 +38,12 @@ demo: setup
 
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
 # process with the local cloud: each local suite runs in its own pytest session.
+# The own-moto local tests and the end-to-end tests start their own servers in their own
+# processes, so they run side by side (-O prints each suite's output when it ends).
 test: setup
 	$(PY) -m pytest -q -n 2 tests/unit tests/infra
-	$(PY) -m pytest -q -m own_moto tests/local
 	$(PY) -m pytest -q -m cloud tests/local
-	$(PY) -m pytest -q tests/e2e
+	$(MAKE) --no-print-directory -j2 -O test-own-moto test-e2e
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -53,6 +54,9 @@ test-infra: setup
 test-local: setup
 	$(PY) -m pytest -q -m own_moto tests/local
 	$(PY) -m pytest -q -m cloud tests/local
+
+test-own-moto: setup
+	$(PY) -m pytest -q -m own_moto tests/local
 
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e

@@ -48,7 +48,7 @@ def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None
     parser.add_argument("--seed", type=int, help="make the generated events repeatable")
     parser.add_argument("--port", type=int, default=None, help="local cloud port (default: free)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    parser.add_argument("--timeout", type=float, default=600.0, help="per wait, seconds")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per wait, seconds")
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the summary here")
     parser.add_argument(
         "--keep-running",

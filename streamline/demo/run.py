@@ -93,7 +93,7 @@ class DemoOptions:
     state_dir: Path = DEFAULT_STATE_DIR
     port: int | None = None
     app_dir: Path | None = None
-    timeout: float = 600.0
+    timeout: float = 300.0
     keep_running: bool = False
     json_path: Path | None = None
 
@@ -288,12 +288,13 @@ def run_pipeline(
     if after_produce is not None:
         cloud = after_produce(cloud) or cloud
 
-    progress.step("drain", "waiting until every mapping and async invocation is idle")
-    cloud.wait_idle(timeout=options.timeout)
-    progress.done()
-
-    progress.step("recovery", "running the recovery workflow until the failure queues are drained")
-    replayed, quarantined_count = _recover(cloud, outputs, planned, options.timeout, progress.out)
+    progress.step(
+        "process",
+        "processing until idle; the recovery workflow runs once the fault windows have passed",
+    )
+    replayed, quarantined_count = _process_and_recover(
+        cloud, outputs, planned, options.timeout, progress.out
+    )
     progress.done()
 
     progress.step("collect", "collecting effects, quarantine, queues, metrics and costs")
@@ -352,68 +353,95 @@ def _produce(
     return sent_at
 
 
-def _recover(
+def _process_and_recover(
     cloud: Any,
     outputs: Mapping[str, str],
     planned: Sequence[Any],
     timeout: float,
     out: Callable[[str], None],
+    report_every: float = 15.0,
 ) -> tuple[int, int]:
-    """Run the workflow (after the chaos windows close) until nothing is left to replay."""
+    """Wait until the pipeline is idle and the failure queues are empty, running the recovery
+    workflow (as its schedule would on AWS) whenever a queue holds failures and no run is on.
+
+    Recovery waits for the injected fault windows to close: a transient fault replayed inside
+    its window would just fail again. Returns (replayed, quarantined) over all runs.
+    """
     sfn = cloud.client("stepfunctions")
     windows = [
-        datetime.fromisoformat(p.payload["chaos"]["transient_until"])
+        datetime.fromisoformat(p.payload["chaos"]["transient_until"]).timestamp()
         for p in planned
         if p.fault == "transient" and isinstance(p.payload.get("chaos"), dict)
     ]
-    if windows:
-        # A transient fault replayed inside its window would just fail again.
-        wait = (max(windows) - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            time.sleep(wait + 0.2)
-    replayed = quarantined = 0
-    for attempt in range(1, MAX_RECOVERY_PASSES + 1):
-        depth = failure_queue_depths(cloud, outputs)
-        if not any(depth.values()):
-            break
-        # One execution drains up to 10 messages per failure queue (its state must stay small);
-        # concurrent executions are safe (the ledger's conditional writes bound replays), so a
-        # deep queue gets several at once.
-        runs = max(1, min(MAX_CONCURRENT_RECOVERIES, -(-max(depth.values()) // 10)))
-        arns = [
-            sfn.start_execution(
-                stateMachineArn=outputs["RecoveryStateMachineArn"],
-                input=json.dumps({"trigger": "streamline demo"}),
-            )["executionArn"]
-            for _ in range(runs)
-        ]
-        pass_replayed = pass_quarantined = 0
-        for arn in arns:
-            result = _wait_for_execution(sfn, arn, timeout)
-            pass_replayed += int(result.get("replayed", 0))
-            pass_quarantined += int(result.get("quarantined", 0))
-        replayed += pass_replayed
-        quarantined += pass_quarantined
-        out(
-            f"           pass {attempt} ({runs} executions): replayed {pass_replayed}, "
-            f"quarantined {pass_quarantined}"
-        )
-        cloud.wait_idle(timeout=timeout)
-    return replayed, quarantined
-
-
-def _wait_for_execution(sfn: Any, arn: str, timeout: float) -> dict[str, Any]:
+    recover_from = max(windows, default=0.0) + 0.2
     deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + report_every
+    running: list[str] = []
+    passes = idle_passes = replayed = quarantined = 0
     while True:
-        execution = sfn.describe_execution(executionArn=arn)
-        if execution["status"] != "RUNNING":
-            break
+        for arn in list(running):
+            execution = sfn.describe_execution(executionArn=arn)
+            if execution["status"] == "RUNNING":
+                continue
+            running.remove(arn)
+            if execution["status"] != "SUCCEEDED":
+                raise DemoError(f"recovery execution {arn} ended {execution['status']}")
+            result = json.loads(execution.get("output") or "{}")
+            replayed += int(result.get("replayed", 0))
+            quarantined += int(result.get("quarantined", 0))
+        if not running and time.time() >= recover_from:
+            depth = failure_queue_depths(cloud, outputs)
+            busy = bool(cloud.busy())
+            # While records still flow, wait for a full execution's worth (10 per queue) rather
+            # than running for every stray message; once idle, run until the queues are empty.
+            if any(depth.values()) and (not busy or max(depth.values()) >= 10):
+                if not busy:
+                    idle_passes += 1
+                    if idle_passes > MAX_RECOVERY_PASSES:
+                        raise DemoError(
+                            f"failure queues still hold messages after {passes} recovery runs"
+                        )
+                passes += 1
+                # One execution drains up to 10 messages per failure queue (its state must stay
+                # small); concurrent executions are safe (the ledger's conditional writes bound
+                # replays), so a deep queue gets several at once.
+                runs = max(1, min(MAX_CONCURRENT_RECOVERIES, -(-max(depth.values()) // 10)))
+                running = [
+                    sfn.start_execution(
+                        stateMachineArn=outputs["RecoveryStateMachineArn"],
+                        input=json.dumps({"trigger": "streamline demo"}),
+                    )["executionArn"]
+                    for _ in range(runs)
+                ]
+                queued = ", ".join(f"{name} {n}" for name, n in depth.items() if n)
+                out(f"           recovery run {passes}: {runs} executions for {queued}")
+            elif not busy and not any(depth.values()):
+                try:
+                    cloud.wait_idle(timeout=2.0)
+                except TimeoutError:
+                    pass
+                else:
+                    if not any(failure_queue_depths(cloud, outputs).values()):
+                        return replayed, quarantined
         if time.monotonic() > deadline:
-            raise DemoError(f"recovery execution {arn} still running after {timeout:g} s")
-        time.sleep(0.2)
-    if execution["status"] != "SUCCEEDED":
-        raise DemoError(f"recovery execution {arn} ended {execution['status']}")
-    return dict(json.loads(execution.get("output") or "{}"))
+            raise DemoError(f"the pipeline is still busy after {timeout:g} s: {cloud.busy()}")
+        if time.monotonic() >= next_report:
+            next_report += report_every
+            out(
+                f"           still busy: {_backlog(cloud)}; replayed {replayed}, "
+                f"quarantined {quarantined} so far"
+            )
+        time.sleep(0.5)
+
+
+def _backlog(cloud: Any) -> str:
+    mappings = cloud.esm.status() if cloud.esm is not None else []
+    if isinstance(mappings, dict):
+        mappings = mappings.get("mappings", [])
+    backlog = sum(int(m.get("backlog") or 0) for m in mappings)
+    queued = cloud.async_engine.status() if cloud.async_engine is not None else {}
+    pending = int(queued.get("queued", 0)) + int(queued.get("in_flight", 0))
+    return f"{backlog} records in sources, {pending} async events"
 
 
 def failure_queue_depths(cloud: Any, outputs: Mapping[str, str]) -> dict[str, int]:
@@ -564,16 +592,18 @@ def _cold_starts_and_cost(
     since = datetime.fromtimestamp(window_start, tz=UTC) - timedelta(seconds=5)
     functions = [outputs[o] for o in STAGES.values()]
     reports = collect_reports(target, functions, since)
+    stage_of = {outputs[output]: stage for stage, output in STAGES.items()}
     starts: dict[str, ColdStarts] = {}
     for report in reports:
         if report.init_ms is not None:
-            entry = starts.setdefault(report.function, ColdStarts(report.function, 0))
+            name = stage_of.get(report.function, report.function)
+            entry = starts.setdefault(name, ColdStarts(name, 0))
             entry.count += 1
             entry.init_ms.append(report.init_ms)
     measurement = measure(target, since=since, events=events, api_calls=API_CALLS)
     cost = estimate(measurement, PRICES)
     return (
-        sorted(starts.values(), key=lambda c: c.function),
+        [starts[stage] for stage in STAGES if stage in starts],
         cost.per_million_total,
         cost.baseline_per_million_total,
         cost.render(),

@@ -57,7 +57,8 @@ class StateDir:
     """Paths and small files of one local cloud's state directory."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root) if root is not None else Path.cwd() / DEFAULT_STATE_DIR
+        # Absolute: function code is unpacked under it and handed to processes with other cwds.
+        self.root = (Path(root) if root is not None else Path.cwd() / DEFAULT_STATE_DIR).resolve()
 
     @property
     def endpoint_file(self) -> Path:
