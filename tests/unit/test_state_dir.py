@@ -1,4 +1,4 @@
-"""The local cloud's state dir is absolute whatever the caller passed (function code lives there)."""
+"""The local cloud's state dir is absolute, whatever the caller passed (function code is there)."""
 
 from __future__ import annotations
 
