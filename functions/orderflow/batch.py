@@ -147,7 +147,9 @@ class DeferredWork(Protocol):
 
 # The record the runner is on. A ContextVar rather than an attribute on the runner, so deferred
 # work needs no handle on the handler that runs it.
-_current_record: ContextVar[str] = ContextVar("orderflow_current_record")
+# Holds (source, record): the id is read from the record only when asked for, so handlers that
+# never ask pay for a ContextVar set, not for parsing every record's id.
+_current_record: ContextVar[tuple[Source, Any]] = ContextVar("orderflow_current_record")
 
 
 def current_record_id() -> str:
@@ -161,9 +163,10 @@ def current_record_id() -> str:
         outbox.add(task, record_id=current_record_id(), trace_header=header)
     """
     try:
-        return _current_record.get()
+        source, record = _current_record.get()
     except LookupError:
         raise RuntimeError("current_record_id() called outside a batch record") from None
+    return _record_identity(source, record)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +268,15 @@ class _RecordRunner:
         return self._sink
 
     def __call__(self, record: Any) -> None:
-        record_id, group_id = _record_identity(self.source, record)
-        token = _current_record.set(record_id)
+        token = _current_record.set((self.source, record))
+        deferred = self.deferred
+        # Without deferred work the id is only needed when the record fails.
+        record_id, group_id = _record_identity(self.source, record) if deferred else ("", None)
         try:
             self.fn(record)
         except BaseException as exc:
+            if not record_id:
+                record_id, group_id = _record_identity(self.source, record)
             if self.deferred is not None:
                 # Retried, it defers its work again; poisoned, its replay does. Sending what it
                 # deferred before failing would act on half a record.
@@ -301,7 +308,8 @@ class _RecordRunner:
             )
             raise
         else:
-            self.completed.append((record_id, group_id))
+            if deferred is not None:
+                self.completed.append((record_id, group_id))
         finally:
             _current_record.reset(token)
 
