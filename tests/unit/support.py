@@ -211,3 +211,22 @@ def _tiny_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
     return buffer.getvalue()
+
+
+class RecordingDaemon:
+    """Stands in for the X-Ray daemon: keeps the segment documents a handler sends."""
+
+    def __init__(self) -> None:
+        self.segments: list[dict[str, Any]] = []
+
+    def send(self, document: Any) -> None:
+        self.segments.append(dict(document))
+
+
+def record_linked_segments(monkeypatch: Any) -> RecordingDaemon:
+    """Tracing on for ``linked_traces``, its segments kept instead of sent over UDP."""
+    from orderflow.observability import linked_traces
+
+    daemon = RecordingDaemon()
+    monkeypatch.setattr(linked_traces, "emitter", daemon)
+    return daemon

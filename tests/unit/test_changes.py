@@ -6,9 +6,15 @@ import copy
 import json
 
 import pytest
-from orderflow.observability import linked_traces
 
-from .support import expected_response, fail_when, load_event, throttle
+from .support import (
+    RecordingDaemon,
+    expected_response,
+    fail_when,
+    load_event,
+    record_linked_segments,
+    throttle,
+)
 from .test_outbox import RecordingSqs, keep_batch_trace_headers
 
 FIXTURE = "dynamodb_order_changes"
@@ -112,21 +118,11 @@ INGEST_HEADER = f"Root={INGEST_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"
 CHANGES_HEADER = "Root=1-6000aaaa-000000000000000000000001;Parent=1111111111111111;Sampled=1"
 
 
-class Daemon:
-    def __init__(self) -> None:
-        self.segments: list[dict] = []
-
-    def send(self, document) -> None:
-        self.segments.append(dict(document))
-
-
 @pytest.fixture
-def daemon(monkeypatch) -> Daemon:
+def daemon(monkeypatch) -> RecordingDaemon:
     """Tracing on (as with active tracing in Lambda), segments kept instead of sent."""
-    fake = Daemon()
-    monkeypatch.setattr(linked_traces, "emitter", fake)
     monkeypatch.setenv("_X_AMZN_TRACE_ID", CHANGES_HEADER)
-    return fake
+    return record_linked_segments(monkeypatch)
 
 
 def with_ingest_trace(event: dict, header: str = INGEST_HEADER) -> dict:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from orderflow.observability import linked_traces
 
-from .support import load_event
+from .support import RecordingDaemon, load_event, record_linked_segments
 
 FIXTURE = "sqs_fifo_fulfilment"
 ORDER_ROOT = "1-5759e988-bd862e3fe1be46a994272793"
@@ -19,19 +18,9 @@ FROM_CHANGES = f"Root={ORDER_ROOT};Parent=2222222222222222;Sampled=1"
 FULFIL_BATCH = "Root=1-6000bbbb-000000000000000000000002;Parent=3333333333333333;Sampled=1"
 
 
-class Daemon:
-    def __init__(self) -> None:
-        self.segments: list[dict] = []
-
-    def send(self, document) -> None:
-        self.segments.append(dict(document))
-
-
 @pytest.fixture
-def daemon(monkeypatch) -> Daemon:
-    fake = Daemon()
-    monkeypatch.setattr(linked_traces, "emitter", fake)
-    return fake
+def daemon(monkeypatch) -> RecordingDaemon:
+    return record_linked_segments(monkeypatch)
 
 
 def one_task(header: str) -> dict:
