@@ -25,7 +25,7 @@ from streamline.cost.measure import CostError, measure
 from streamline.cost.model import estimate
 from streamline.cost.prices import PRICES
 from streamline.ops.logs import LogsError, parse_since
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 __all__ = ["parse_memory", "register", "run"]
 
@@ -36,13 +36,13 @@ MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add the ``cost`` subcommand to the top-level subparsers."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "cost",
         help="estimated AWS cost per million events, beside one call per record",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(f"cost parser is {type(parser).__name__}, not {parser_class.__name__}")
     parser.add_argument(
         "--since",
         default=DEFAULT_SINCE,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 __all__ = [
     "PIPELINE_FUNCTIONS",
@@ -106,13 +106,13 @@ def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None
         commands = parser.add_subparsers(dest="command", parser_class=_Parser)
         register(commands, _Parser)
     """
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "logs",
         help="a function's CloudWatch Logs (local cloud or AWS), like `sam logs --tail`",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(f"logs parser is {type(parser).__name__}, not {parser_class.__name__}")
     add_logs_arguments(parser)
     parser.set_defaults(func=run)
 

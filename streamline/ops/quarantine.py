@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from streamline.ops.replay import dal_bound_to, publish
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 __all__ = ["QuarantineError", "register", "render_payload", "run"]
 
@@ -52,15 +52,13 @@ class QuarantineError(Exception):
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``quarantine list|show|release`` to the top-level subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "quarantine",
         help="list, show and release quarantined records",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(
-            f"quarantine parser is {type(parser).__name__}, not {parser_class.__name__}"
-        )
     actions = parser.add_subparsers(
         dest="quarantine_command", required=True, parser_class=parser_class
     )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 __all__ = ["RedriveError", "describe_event", "format_summary", "new_events", "register", "run"]
 
@@ -42,13 +42,13 @@ class RedriveError(Exception):
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add the ``redrive`` command to the top-level subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "redrive",
         help="start the recovery workflow and follow it to the end",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(f"redrive parser is {type(parser).__name__}, not {parser_class.__name__}")
     parser.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,

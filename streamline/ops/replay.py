@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 if TYPE_CHECKING:
     from orderflow.dal import StreamRecord
@@ -129,13 +129,13 @@ class ReplayReport:
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add the ``replay`` command to the top-level subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "replay",
         help="re-publish stream records by shard and sequence range, or a failure queue's ranges",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(f"replay parser is {type(parser).__name__}, not {parser_class.__name__}")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--stream",

@@ -36,7 +36,7 @@ from streamline.ops.logs import (
     render_message,
     resolve_function,
 )
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
 
 __all__ = ["PROCESSORS", "Processor", "collect", "format_age", "format_depth", "register", "run"]
 
@@ -115,13 +115,13 @@ PROCESSORS: tuple[Processor, ...] = (
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add the ``status`` command to the top-level subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
+        parser_class,
         "status",
         help="per processor: backlog, iterator age, DLQ/failure-queue depth, last errors",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
-    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
-        raise TypeError(f"status parser is {type(parser).__name__}, not {parser_class.__name__}")
     parser.add_argument(
         "--since",
         default=DEFAULT_SINCE,

@@ -22,11 +22,30 @@ from typing import Any
 
 from streamline.local.state import DEFAULT_STATE_DIR, StaleStateError, StateDir
 
-__all__ = ["Target", "TargetError", "add_target_arguments"]
+__all__ = ["Target", "TargetError", "add_command", "add_target_arguments"]
 
 
 class TargetError(Exception):
     """No usable target (no local cloud running and no AWS settings given): a one-line error."""
+
+
+def add_command(
+    commands: Any,
+    parser_class: type[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    doc: str | None,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` (described by the first paragraph of ``doc``, a module docstring).
+
+    ``parser_class`` is the CLI's one-line-error parser; a parser of another class would print
+    argparse's whole usage block, so that is a wiring mistake caught here.
+    """
+    parser = commands.add_parser(name, help=help, description=doc.split("\n\n")[0] if doc else None)
+    if not isinstance(parser, parser_class):  # pragma: no cover - wiring mistake
+        raise TypeError(f"{name} parser is {type(parser).__name__}, not {parser_class.__name__}")
+    return parser
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
