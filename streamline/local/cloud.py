@@ -301,7 +301,8 @@ class LocalCloud:
         """Block until no mapping and no async invocation has work; TimeoutError names the rest.
 
         Idle must hold on two polls in a row: a batch finishing can enqueue an async
-        invocation a moment later.
+        invocation a moment later. Function logs are part of the work: when this returns, every
+        line the finished invocations printed is in CloudWatch Logs.
         """
         deadline = time.monotonic() + timeout
         quiet = 0
@@ -309,6 +310,8 @@ class LocalCloud:
             busy = self.busy()
             quiet = quiet + 1 if not busy else 0
             if quiet >= 2:
+                if self.runner is not None and hasattr(self.runner, "flush_logs"):
+                    self.runner.flush_logs()
                 return
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"local cloud still busy after {timeout:g} s: {', '.join(busy)}")

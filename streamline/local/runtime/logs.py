@@ -30,6 +30,9 @@ class LogShipper:
         self._flush_interval = flush_interval
         self._pending: dict[tuple[str, str], list[LogEvent]] = defaultdict(list)
         self._lock = threading.Lock()
+        # Held for a whole take-and-write: a flush() returns only after every event queued
+        # before it is in the backend, even those the background thread took a moment earlier.
+        self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flushed = threading.Condition()
@@ -44,11 +47,16 @@ class LogShipper:
             self._pending[(group, stream)].extend(events)
 
     def flush(self) -> None:
-        """Write everything queued so far, now, on the caller's thread."""
-        with self._lock:
-            pending, self._pending = self._pending, defaultdict(list)
-        if pending:
-            self._write(pending)
+        """Write everything queued so far, now, on the caller's thread.
+
+        When it returns, every event emitted before the call is readable through the API,
+        including those a background flush was still writing.
+        """
+        with self._write_lock:
+            with self._lock:
+                pending, self._pending = self._pending, defaultdict(list)
+            if pending:
+                self._write(pending)
 
     def close(self) -> None:
         self._stop.set()
