@@ -22,6 +22,7 @@ from orderflow.events import (
     OrderState,
     parse_event,
     parse_model,
+    parse_order_image,
 )
 
 from streamline.cli import main
@@ -50,14 +51,15 @@ def test_dynamodb_sample_parses_as_a_stream_event_with_order_states_as_images() 
     model = DynamoDBStreamModel.model_validate(event)
 
     previous: dict[str, OrderState] = {}
-    for record in model.Records:
+    for raw, record in zip(event["Records"], model.Records, strict=True):
         change = record.dynamodb
         assert change.StreamViewType == "NEW_AND_OLD_IMAGES"
-        new = parse_model(OrderState, change.NewImage)  # type: ignore[arg-type]
+        # The strict parser reads the typed images as the changes function does.
+        new = parse_order_image(raw["dynamodb"]["NewImage"]).state
         assert change.Keys == {"order_id": new.order_id}
         if new.order_id in previous:
             assert record.eventName == "MODIFY"
-            assert parse_model(OrderState, change.OldImage) == previous[new.order_id]  # type: ignore[arg-type]
+            assert parse_order_image(raw["dynamodb"]["OldImage"]).state == previous[new.order_id]
         else:
             assert record.eventName == "INSERT" and change.OldImage is None
         previous[new.order_id] = new

@@ -338,6 +338,7 @@ def _task() -> str:
     from orderflow.events import FulfilmentTask
 
     return FulfilmentTask(
+        kind="fulfil",
         task_id=TASK_ID,
         order_id="o-1",
         customer_id="c-1",
