@@ -80,11 +80,16 @@ class FakeOrders:
     def __init__(self) -> None:
         self.items: dict[str, Any] = {}
 
-    def put_if_newer(self, state: Any, **_: Any) -> bool:
+    def record(self, state: Any, **_: Any) -> bool:
+        """OrdersRepository.record in memory: the newer state, or the mark of a new status."""
         current = self.items.get(state.order_id)
-        if current is not None and current.version >= state.version:
+        if current is None or current[0].version < state.version:
+            seen = current[1] if current is not None else set()
+            self.items[state.order_id] = (state, seen | {state.status})
+            return True
+        if state.status in current[1]:
             return False
-        self.items[state.order_id] = state
+        current[1].add(state.status)
         return True
 
 
@@ -240,9 +245,9 @@ def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callab
     from orderflow.events import (
         FulfilmentTask,
         NotificationTask,
-        OrderState,
         parse_event,
         parse_model,
+        parse_order_image,
     )
     from orderflow.logic import chaos_active, state_for, tasks_for_change
 
@@ -251,9 +256,9 @@ def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callab
     # Task bodies come from the domain itself, so both sides parse exactly what changes sends.
     tasks: list[Any] = []
     for i in range(n):
-        old = _plain(ddb_image(order_event(i, version=1, kind="OrderCreated"), "CREATED"))
-        new = _plain(ddb_image(order_event(i), "PAID"))
-        tasks.extend(tasks_for_change(parse_model(OrderState, old), parse_model(OrderState, new)))
+        old = ddb_image(order_event(i, version=1, kind="OrderCreated"), "CREATED")
+        new = ddb_image(order_event(i), "PAID")
+        tasks.extend(tasks_for_change(parse_order_image(old), parse_order_image(new)))
     fulfil_bodies = [t.model_dump_json() for t in tasks if isinstance(t, FulfilmentTask)][:n]
     notify_bodies = [t.model_dump_json() for t in tasks if isinstance(t, NotificationTask)][:n]
     f_event = sqs_batch(fulfil_bodies, fifo=True)
@@ -268,24 +273,18 @@ def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callab
                 event = parse_event(base64.b64decode(r["kinesis"]["data"]))
                 if chaos_active(event, now):
                     raise AssertionError
-                orders.put_if_newer(state_for(event))
+                orders.record(state_for(event))
 
         return run
 
     def bare_changes(mod: Any) -> Callable[[], None]:
-        from boto3.dynamodb.types import TypeDeserializer
-
         queue = FakeQueue()
-        des = TypeDeserializer()
 
         def run() -> None:
             for r in d_event["Records"]:
                 images = r["dynamodb"]
-                old = {k: des.deserialize(v) for k, v in images["OldImage"].items()}
-                new = {k: des.deserialize(v) for k, v in images["NewImage"].items()}
-                for task in tasks_for_change(
-                    parse_model(OrderState, old), parse_model(OrderState, new)
-                ):
+                old, new = images["OldImage"], images["NewImage"]
+                for task in tasks_for_change(parse_order_image(old), parse_order_image(new)):
                     queue.send(task)
 
         return run
@@ -316,13 +315,6 @@ def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callab
         ("fulfil", "fulfil.handler", f_event, bare_fulfil),
         ("notify", "notify.handler", n_event, bare_notify),
     ]
-
-
-def _plain(image: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    des = TypeDeserializer()
-    return {k: des.deserialize(v) for k, v in image.items()}
 
 
 def install_fakes(mod: Any) -> None:

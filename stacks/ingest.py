@@ -48,10 +48,8 @@ class IngestStack(Stack):
             parallelization_factor=config.ingest_parallelization_factor,
             alarm_thresholds=config.alarms,
         )
-        # exactly what orderflow.dal.orders does: conditional put, point read
-        self.orders_table.grant(
-            self.ingest_function.function, "dynamodb:GetItem", "dynamodb:PutItem"
-        )
+        # exactly what OrdersRepository.record does: conditional UpdateItem (ingest never reads)
+        self.orders_table.grant(self.ingest_function.function, "dynamodb:UpdateItem")
         # What producers, ops tooling and tests look up (by output key, never by physical name).
         outputs = {
             "OrderEventsStreamName": self.stream.stream_name,

@@ -1,7 +1,8 @@
 """ingest: Kinesis ``order-events`` -> ``orders`` table (conditional write per event).
 
-Parse the event (poison if invalid), honour fault injection when enabled, then write the state
-the event stands for unless the table already holds a newer one. The item carries this
+Parse the event (poison if invalid), honour fault injection when enabled, then record it: the
+state it stands for unless the table holds a newer one, and its status in the order's seen set
+(``orderflow.logic.record_event``). The item carries this
 invocation's X-Ray header, so the order's trace continues past the table's stream.
 """
 
@@ -32,12 +33,12 @@ orders = OrdersRepository(settings.orders_table)
 
 @partial_batch_handler(source=Source.KINESIS)
 def handler(record: KinesisStreamRecord) -> None:
-    """Apply one order event; a stale or duplicate event is a successful no-op."""
+    """Record one order event; a duplicate is a successful no-op."""
     event = parse_event(record.kinesis.data_as_bytes())
     chaos = event.chaos
     if settings.chaos_enabled and chaos and chaos_active(event, datetime.now(UTC)):
         raise TransientError(f"chaos: transient until {chaos.transient_until.isoformat()}")
-    orders.put_if_newer(state_for(event), trace_header=linked_traces.carried_header())
+    orders.record(state_for(event), trace_header=linked_traces.carried_header())
 
 
 coldstart.end()

@@ -30,9 +30,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from orderflow.dal.orders import state_to_item
-from orderflow.events import FulfilmentTask, NotificationTask, OrderState, Task, parse_event
-from orderflow.logic import apply_event, tasks_for_change
+from orderflow.dal.orders import record_to_item
+from orderflow.events import FulfilmentTask, NotificationTask, OrderRecord, Task, parse_event
+from orderflow.logic import record_event, tasks_for_change
 
 from streamline.producers.generate import generate_events
 
@@ -103,24 +103,24 @@ def _kinesis(count: int, rng: random.Random, now: datetime) -> list[dict[str, An
 def _dynamodb(count: int, rng: random.Random, now: datetime) -> list[dict[str, Any]]:
     label = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}"
     arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders/stream/{label}"
-    states: dict[str, OrderState] = {}
+    states: dict[str, OrderRecord] = {}
     records = []
     for index, payload in enumerate(_events(count, rng, now)):
         event = parse_event(payload)
         old = states.get(event.order_id)
-        new = apply_event(old, event)
+        new = record_event(old, event)
         if new is None:  # pragma: no cover - generated lifecycles only move forward
             continue
         states[event.order_id] = new
         change: dict[str, Any] = {
             "ApproximateCreationDateTime": int(now.timestamp()),
-            "Keys": {"order_id": {"S": new.order_id}},
-            "NewImage": state_to_item(new),
+            "Keys": {"order_id": {"S": new.state.order_id}},
+            "NewImage": record_to_item(new),
             "SequenceNumber": f"{4421584500000000017450439091 + index * 100}",
             "StreamViewType": "NEW_AND_OLD_IMAGES",
         }
         if old is not None:
-            change["OldImage"] = state_to_item(old)
+            change["OldImage"] = record_to_item(old)
         images = [change.get("Keys"), change.get("NewImage"), change.get("OldImage")]
         change["SizeBytes"] = sum(len(json.dumps(i)) for i in images if i)
         records.append(
@@ -150,11 +150,11 @@ def _tasks(
         # Not every event causes a fulfilment task: generate more until there are enough.
         batch *= 2
         tasks = []
-        states: dict[str, OrderState] = {}
+        states: dict[str, OrderRecord] = {}
         for payload in _events(batch, rng, now):
             event = parse_event(payload)
             old = states.get(event.order_id)
-            new = apply_event(old, event)
+            new = record_event(old, event)
             if new is not None:
                 states[event.order_id] = new
                 tasks.extend(t for t in tasks_for_change(old, new) if isinstance(t, kind))

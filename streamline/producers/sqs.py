@@ -2,16 +2,17 @@
 SendMessageBatch straight into a task queue (skipping ingest and changes).
 
 The mapping is the pipeline's own logic, run here per order in the order given: each event is
-applied to the order's state (:func:`orderflow.logic.apply_event`, so a stale or repeated event
+recorded in the order's record (:func:`orderflow.logic.record_event`, so a repeated status
 changes nothing) and the change becomes its tasks (:func:`orderflow.logic.tasks_for_change`):
 
-- ``notify`` (the ``notifications`` queue): a NotificationTask for every status an order
-  enters, so one per event of a normal lifecycle;
-- ``fulfil`` (``fulfilment.fifo``): a FulfilmentTask when an order first becomes paid (not
-  cancelled); its other events cause no message here and are counted as ``skipped``.
+- ``notify`` (the ``notifications`` queue): a NotificationTask for every status the order's
+  events carry, so one per event of a normal lifecycle, in any order;
+- ``fulfil`` (``fulfilment.fifo``): a FulfilmentTask for the first paid, shipped or delivered
+  event; its other events cause no message here and are counted as ``skipped``.
 
-Bodies are ``task.model_dump_json()`` and, on a FIFO queue, the group id is the order id and the
-deduplication id the task id, exactly as the changes function sends them
+Bodies are ``task.model_dump_json()`` and, on a FIFO queue, the group id is
+:func:`orderflow.events.fifo_group_id` of the order and the deduplication id the task id,
+exactly as the changes function sends them
 (:class:`orderflow.dal.TaskOutbox`). The task kind follows the queue (FIFO: fulfil, standard:
 notify) unless ``task`` says otherwise.
 
@@ -37,8 +38,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from orderflow.events import FulfilmentTask, NotificationTask, OrderState
-from orderflow.logic import apply_event, tasks_for_change
+from orderflow.events import FulfilmentTask, NotificationTask, OrderRecord, fifo_group_id
+from orderflow.events import sqs_deduplication_id as _sqs_id
+from orderflow.logic import record_event, tasks_for_change
 
 from streamline.producers.base import Producer
 from streamline.producers.batching import Entry, Rejection
@@ -71,7 +73,7 @@ class SqsProducer(Producer):
             raise ValueError(f"task must be 'fulfil' or 'notify', got {task!r}")
 
     def _entries(self, prepared: list[Prepared]) -> Iterator[Entry | Failed | None]:
-        states: dict[str, OrderState] = {}
+        states: dict[str, OrderRecord] = {}
         for number, item in enumerate(prepared):
             if item.event is None:
                 body = poisoned(item, _MODELS[self.task])
@@ -79,8 +81,8 @@ class SqsProducer(Producer):
                 group, dedup = item.order_id, str(body["task_id"])
             else:
                 current = states.get(item.order_id)
-                new = apply_event(current, item.event)
-                if new is None:  # stale or repeated: ingest would write nothing
+                new = record_event(current, item.event)
+                if new is None:  # a repeated status: ingest would record nothing
                     yield None
                     continue
                 states[item.order_id] = new
@@ -97,8 +99,9 @@ class SqsProducer(Producer):
                 if not group:
                     yield Failed(item.event_id, "MissingGroupId", "a FIFO message needs order_id")
                     continue
-                request["MessageGroupId"] = group
-                request["MessageDeduplicationId"] = dedup[:128]
+                # As the changes function sends them (orderflow.dal.TaskOutbox).
+                request["MessageGroupId"] = fifo_group_id(group)
+                request["MessageDeduplicationId"] = _sqs_id(dedup)
             # Standard queues keep no order, so each message is its own ordering key.
             key = group if self.fifo else f"#{number}"
             yield Entry(item.event_id, key, request, len(text.encode()))

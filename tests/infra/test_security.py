@@ -69,6 +69,22 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires(stage: S
                 assert set(actions) <= STAR_RESOURCE_ACTIONS, f"{concern}: {actions} on '*'"
 
 
+def test_ingest_may_make_exactly_the_orders_write_its_repository_makes(dev: Synth) -> None:
+    """OrdersRepository.record is one conditional UpdateItem: a PutItem-only grant once
+    failed every event on AWS (the local cloud does not enforce IAM). The ingest stack holds
+    one function, ingest, so every DynamoDB action its policies allow is ingest's."""
+    template = dev.json("ingest")
+    assert len(resources(template, "AWS::Lambda::Function")) == 1
+    dynamodb = {
+        action
+        for statement in _statements(template)
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        if action.startswith("dynamodb:")
+    }
+    assert dynamodb == {"dynamodb:UpdateItem"}
+
+
 def test_every_function_has_its_own_role(stage: Synth) -> None:
     roles = []
     for concern in CONCERNS:
@@ -102,7 +118,7 @@ CONTRACT_ENVIRONMENT = {
     "fulfil": {"EFFECTS_TABLE", "DLQ_URL"},
     "notify": {"NOTIFIER_FUNCTION_NAME", "DLQ_URL"},
     "notifier": {"EFFECTS_TABLE"},
-    "recovery-drain": set(),
+    "recovery-drain": {"QUARANTINE_BUCKET"},
     "recovery-replay": {"RECOVERY_TABLE", "MAX_REPLAY_ATTEMPTS"},
     "recovery-quarantine": {"RECOVERY_TABLE", "QUARANTINE_BUCKET"},
     "recovery-acknowledge": set(),

@@ -7,8 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from orderflow.events import EventType, FulfilmentTask, NotificationTask, OrderEvent, OrderStatus
-from orderflow.logic import apply_event, chaos_active, state_for, tasks_for_change
+from orderflow.events import (
+    EventType,
+    FulfilmentTask,
+    NotificationTask,
+    OrderEvent,
+    OrderRecord,
+    OrderStatus,
+)
+from orderflow.logic import (
+    apply_event,
+    chaos_active,
+    expected_effects,
+    record_event,
+    state_for,
+    tasks_for_change,
+)
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -81,9 +95,14 @@ def test_given_two_events_claiming_one_version_when_applied_in_either_order_then
     assert fold([first, second]) == fold([second, first]) == state_for(second)
 
 
+def plain(version: int, kind: EventType) -> OrderRecord:
+    """The record a plain writer leaves: the state and the mark of its own status only."""
+    return OrderRecord.of(state_for(event(version, kind)))
+
+
 def test_given_created_to_paid_when_tasks_derived_then_fulfilment_and_notification():
-    old = state_for(event(1, EventType.ORDER_CREATED))
-    new = state_for(event(2, EventType.ORDER_PAID))
+    old = plain(1, EventType.ORDER_CREATED)
+    new = plain(2, EventType.ORDER_PAID)
 
     tasks = tasks_for_change(old, new)
 
@@ -93,30 +112,81 @@ def test_given_created_to_paid_when_tasks_derived_then_fulfilment_and_notificati
 
 
 def test_given_paid_skipped_by_reordering_when_created_to_shipped_then_fulfilment_still_sent():
-    tasks = tasks_for_change(
-        state_for(event(1, EventType.ORDER_CREATED)), state_for(event(3, EventType.ORDER_SHIPPED))
-    )
+    tasks = tasks_for_change(plain(1, EventType.ORDER_CREATED), plain(3, EventType.ORDER_SHIPPED))
 
     assert any(isinstance(task, FulfilmentTask) for task in tasks)
 
 
 def test_given_shipped_to_delivered_when_tasks_derived_then_only_a_notification():
-    tasks = tasks_for_change(
-        state_for(event(3, EventType.ORDER_SHIPPED)), state_for(event(4, EventType.ORDER_DELIVERED))
-    )
+    shipped = record_event(None, event(3, EventType.ORDER_SHIPPED))
+    delivered = record_event(shipped, event(4, EventType.ORDER_DELIVERED))
 
-    assert [type(task) for task in tasks] == [NotificationTask]
+    assert [type(task) for task in tasks_for_change(shipped, delivered)] == [NotificationTask]
 
 
 def test_given_a_cancellation_or_removal_or_same_status_then_no_fulfilment():
-    created = state_for(event(1, EventType.ORDER_CREATED))
-    cancelled = state_for(event(2, EventType.ORDER_CANCELLED))
-    paid = state_for(event(2, EventType.ORDER_PAID))
-    paid_again = state_for(event(3, EventType.ORDER_PAID))
+    created = plain(1, EventType.ORDER_CREATED)
+    cancelled = record_event(created, event(2, EventType.ORDER_CANCELLED))
+    paid = plain(2, EventType.ORDER_PAID)
+    paid_again = record_event(paid, event(3, EventType.ORDER_PAID))
 
     assert [type(task) for task in tasks_for_change(created, cancelled)] == [NotificationTask]
     assert tasks_for_change(paid, None) == []
     assert tasks_for_change(paid, paid_again) == []
+
+
+def test_given_a_late_older_event_when_recorded_then_its_status_still_notifies():
+    # Given DELIVERED recorded first (its SHIPPED was retried and replayed late)
+    delivered = record_event(None, event(4, EventType.ORDER_DELIVERED))
+    late = record_event(delivered, event(3, EventType.ORDER_SHIPPED))
+
+    # Then the state stays at DELIVERED, and SHIPPED is notified with its own event
+    assert late is not None and late.state == delivered.state
+    (task,) = tasks_for_change(delivered, late)
+    assert isinstance(task, NotificationTask)
+    assert (task.status, task.event_id) == (OrderStatus.SHIPPED, str(uuid.UUID(int=3)))
+    assert record_event(late, event(3, EventType.ORDER_SHIPPED)) is None  # and only once
+
+
+def test_given_a_paid_event_after_a_cancellation_then_the_order_is_still_fulfilled_once():
+    cancelled = record_event(None, event(3, EventType.ORDER_CANCELLED))
+    paid = record_event(cancelled, event(2, EventType.ORDER_PAID))
+
+    tasks = tasks_for_change(cancelled, paid)
+
+    assert [type(task) for task in tasks] == [FulfilmentTask, NotificationTask]
+    assert paid is not None and paid.state.status is OrderStatus.CANCELLED
+
+
+@given(history=histories, data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_given_any_delivery_the_whole_chain_leaves_exactly_the_contracted_effects(history, data):
+    """ingest -> orders -> changes -> tasks -> effects, with any order, copies and replays.
+
+    Events arrive in any order, some more than once (a retried batch, a replay by recovery);
+    a stream record may be delivered again (its tasks re-sent); tasks reach the sink in any
+    order. The sink keeps each effect id once, as the effects table's key does.
+    """
+    events = [event(version, kind) for version, kind in history]
+    copies = data.draw(st.lists(st.sampled_from(events), max_size=6))
+    delivered = data.draw(st.permutations(events + copies))
+    record: OrderRecord | None = None
+    tasks = []
+    for item in delivered:
+        new = record_event(record, item)
+        if new is None:
+            continue  # nothing written: no stream record
+        change = tasks_for_change(record, new)
+        tasks += change * data.draw(st.integers(1, 2))  # the stream record redelivered
+        record = new
+    sink: dict[str, str] = {}
+    for task in data.draw(st.permutations(tasks)):
+        sink.setdefault(task.effect_id, task.event_id)
+
+    owed = expected_effects(events)
+    assert set(sink) == set(owed)
+    assert all(sink[effect] in owed[effect] for effect in sink)
+    assert record is not None and record.state == state_for(max(events, key=lambda e: e.version))
 
 
 def test_given_a_chaos_window_when_checked_then_active_only_before_its_end():
