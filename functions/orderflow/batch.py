@@ -15,6 +15,16 @@ Per record the decorator:
   is never retried and never blocks its shard or group;
 - lets transient errors become batch item failures for AWS to retry.
 
+Poison envelopes are sent once per record. Each has a deterministic ``envelopeId`` (the source
+ARN and the record's id, hashed): the FIFO failure queue deduplicates on it, and recovery uses it
+as the quarantine key, so a copy that a crash makes collapses there. On a stream, a poison record
+*after* a failed one in the same batch is not sent: the mapping redelivers everything from the
+failed record on, so it is reported failed and sent on the delivery that reaches it first (or,
+if that range ends in the on-failure destination, quarantined by recovery from the stream).
+An envelope too large for a queue leaves the record's data out and names it (stream records
+are re-read by recovery); an SQS message too large is reported failed instead, so the queue's
+redrive policy moves the original, intact, to the DLQ.
+
 Per batch it logs each failure once (never successes), emits ``RecordsProcessed``,
 ``RecordsFailed`` and ``RecordsPoisoned`` as one EMF blob, traces the batch as one
 subsegment annotated with those counts (a subsegment per record roughly doubles CPU per record),
@@ -55,6 +65,8 @@ Example::
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -69,7 +81,7 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.exceptions import SQSFifoMessageGroupCircuitBreakerError
-from orderflow.errors import ErrorKind, TransientError, classify, describe
+from orderflow.errors import ErrorKind, PoisonRecordError, TransientError, classify, describe
 from orderflow.observability import (
     MetricUnit,
     current_trace_header,
@@ -87,6 +99,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = [
+    "MAX_ENVELOPE_BYTES",
     "POISON_ENVELOPE_VERSION",
     "BatchHandler",
     "BatchResult",
@@ -100,6 +113,8 @@ __all__ = [
 ]
 
 POISON_ENVELOPE_VERSION = "poison/1"
+#: Largest envelope sent: a quarter of SQS's 1 MiB message limit, and under its old 256 KiB one.
+MAX_ENVELOPE_BYTES = 200 * 1024
 
 R = TypeVar("R")
 
@@ -111,6 +126,10 @@ class Source(enum.Enum):
     SQS_FIFO = "SQS_FIFO"
     KINESIS = "KINESIS"
     DYNAMODB_STREAMS = "DYNAMODB_STREAMS"
+
+    @property
+    def is_stream(self) -> bool:
+        return self in (Source.KINESIS, Source.DYNAMODB_STREAMS)
 
     @property
     def poison_queue_env(self) -> str:
@@ -219,15 +238,67 @@ def _record_identity(source: Source, record: Any) -> tuple[str, str | None]:
     return raw["dynamodb"]["SequenceNumber"], None
 
 
+def envelope_id(source: Source, record: Any) -> str:
+    """Deterministic id of a record's poison envelope: the same record always gets the same id.
+
+    Example::
+
+        >>> envelope_id(Source.SQS, record)      # doctest: +SKIP
+        'e3b0c44298fc1c149afbf4c8996fb924'
+    """
+    raw = record.raw_event
+    record_id, _ = _record_identity(source, record)
+    # Kinesis sequence numbers are unique per shard only: the eventID names the shard too.
+    unique = raw.get("eventID") if source.is_stream else record_id
+    text = f"{raw.get('eventSourceARN')}|{unique or record_id}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def poison_envelope(source: Source, record: Any, exc: BaseException, reason: str) -> dict[str, Any]:
-    """The JSON document a poison record travels in (contract: ``streamline: poison/1``)."""
-    return {
+    """The JSON document a poison record travels in (contract: ``streamline: poison/1``).
+
+    ``record`` is the event source's record as delivered. When it would make the envelope larger
+    than :data:`MAX_ENVELOPE_BYTES`, a stream record's payload (Kinesis ``data``, DynamoDB images)
+    is replaced by ``"omitted": {"bytes"}`` and recovery re-reads the record from its stream.
+    """
+    raw = record.raw_event
+    envelope: dict[str, Any] = {
         "streamline": POISON_ENVELOPE_VERSION,
+        "envelopeId": envelope_id(source, record),
         "reason": reason,
         "errorType": type(exc).__name__,
-        "source": {"kind": source.value, "arn": record.raw_event.get("eventSourceARN")},
-        "record": record.raw_event,
+        "source": {"kind": source.value, "arn": raw.get("eventSourceARN")},
+        "record": raw,
     }
+    size = len(json.dumps(raw, separators=(",", ":"), default=str))
+    if size > MAX_ENVELOPE_BYTES - 4096:
+        if not source.is_stream:
+            raise _EnvelopeTooLarge(size)
+        envelope["record"] = _without_payload(raw)
+        envelope["omitted"] = {"bytes": size}
+    return envelope
+
+
+def _without_payload(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream record without its (large) payload, keeping what locates it in its shard."""
+    slim = {key: value for key, value in raw.items() if key not in ("kinesis", "dynamodb")}
+    kinesis = raw.get("kinesis")
+    if isinstance(kinesis, Mapping):
+        slim["kinesis"] = {key: value for key, value in kinesis.items() if key != "data"}
+    dynamodb = raw.get("dynamodb")
+    if isinstance(dynamodb, Mapping):
+        slim["dynamodb"] = {
+            key: value for key, value in dynamodb.items() if key not in ("NewImage", "OldImage")
+        }
+    return slim
+
+
+class _EnvelopeTooLarge(Exception):
+    """A queue message too large to travel in an envelope: its queue's redrive keeps it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"record of {size} bytes is too large for a poison envelope")
+        self.reason = str(self)
 
 
 class _RecordRunner:
@@ -250,10 +321,13 @@ class _RecordRunner:
         self.deferred = deferred
         self.poisoned = 0
         self.completed: list[tuple[str, str | None]] = []
+        # A stream batch had a record fail: every later record will be delivered again.
+        self.redelivered_from_here = False
 
     def start_batch(self) -> None:
         self.poisoned = 0
         self.completed = []
+        self.redelivered_from_here = False
 
     def sink(self) -> PoisonSinkLike:
         if self._sink is None:
@@ -266,6 +340,24 @@ class _RecordRunner:
                 raise TransientError(f"missing environment variable {name} (poison sink)")
             self._sink = PoisonSink(url)
         return self._sink
+
+    def _quarantine(self, record: Any, exc: BaseException, fields: dict[str, Any]) -> bool:
+        """Send a poison record's envelope; False when it must be reported failed instead."""
+        if self.redelivered_from_here:
+            # Sent now, it would be sent again with the redelivery: see the module docstring.
+            return False
+        try:
+            envelope = poison_envelope(self.source, record, exc, fields["reason"])
+        except _EnvelopeTooLarge as too_large:
+            fields["size_error"] = too_large.reason
+            return False
+        # If the sink itself fails, this raises: the record becomes a retried item failure
+        # rather than being acknowledged without a copy anywhere.
+        _, group_id = _record_identity(self.source, record)
+        self.sink().send(envelope, group_id=group_id, dedup_id=envelope["envelopeId"])
+        self.poisoned += 1
+        logger.warning("Poison record sent to failure queue", extra=fields)
+        return True
 
     def __call__(self, record: Any) -> None:
         token = _current_record.set((self.source, record))
@@ -285,21 +377,24 @@ class _RecordRunner:
                 raise  # not a record's failure (an interrupt, an exit): the batch fails
             reason = describe(exc)
             fields = {"record_id": record_id, "reason": reason, "error_type": type(exc).__name__}
-            if classify(exc) is ErrorKind.POISON:
-                # If the sink itself fails, this raises: the record becomes a retried item
-                # failure rather than being acknowledged without a copy anywhere.
-                self.sink().send(
-                    poison_envelope(self.source, record, exc, reason),
-                    group_id=group_id,
-                    dedup_id=record_id,
-                )
-                self.poisoned += 1
+            try:
+                if classify(exc) is ErrorKind.POISON and self._quarantine(record, exc, fields):
+                    return
+            except Exception as sink_error:
+                # The failure queue refused the envelope: the record fails (and is redelivered).
+                if self.source.is_stream:
+                    self.redelivered_from_here = True
                 logger.warning(
-                    "Poison record sent to failure queue",
-                    extra=fields,
+                    "Poison envelope not sent; record reported for retry",
+                    extra={**fields, "sink_error": describe(sink_error)},
                 )
-                return
-            expected = isinstance(exc, TransientError) or hasattr(exc, "response")
+                raise
+            if self.source.is_stream:
+                # Everything from here on is delivered again (see the module docstring).
+                self.redelivered_from_here = True
+            expected = isinstance(exc, (TransientError, PoisonRecordError)) or hasattr(
+                exc, "response"
+            )
             logger.warning(
                 "Record failed; reported for retry",
                 extra=fields,

@@ -102,13 +102,33 @@ def test_given_deferred_work_failing_for_two_records_when_flushed_then_they_beco
 def test_given_records_that_raise_when_processed_then_their_deferred_work_is_discarded():
     outbox = FakeOutbox()
 
-    result = stream_handler(outbox, transient={seq(3)}, poison={seq(4)}).process(load_event(STREAM))
+    result = stream_handler(outbox, poison={seq(2)}, transient={seq(4)}).process(load_event(STREAM))
 
-    assert outbox.discarded == [seq(3), seq(4)]
-    assert f"work-of-{seq(3)}" not in outbox.done
+    assert outbox.discarded == [seq(2), seq(4)]
+    assert f"work-of-{seq(2)}" not in outbox.done
     assert f"work-of-{seq(4)}" not in outbox.done
-    assert failures(result.response) == [seq(3)]
+    assert failures(result.response) == [seq(4)]
     assert (result.processed, result.failed, result.poisoned) == (4, 1, 1)
+
+
+def test_given_poison_after_a_failed_record_on_a_stream_then_it_is_redelivered_not_sent():
+    # The mapping redelivers everything from the failed record on: an envelope sent now would
+    # be sent again with the redelivery.
+    sink = FakeSink()
+    outbox = FakeOutbox()
+
+    @partial_batch_handler(source=Source.DYNAMODB_STREAMS, sink=sink, deferred=outbox)
+    def handler(record: Any) -> None:
+        if current_record_id() == seq(3):
+            raise TransientError("throttled")
+        if current_record_id() == seq(5):
+            raise PoisonRecordError("bad field")
+
+    result = handler.process(load_event(STREAM))
+
+    assert failures(result.response) == [seq(3), seq(5)]
+    assert sink.envelopes == []
+    assert (result.processed, result.failed, result.poisoned) == (4, 2, 0)
 
 
 def test_given_deferred_work_failing_for_a_record_that_already_failed_then_it_is_listed_once():
@@ -123,10 +143,10 @@ def test_given_deferred_work_failing_for_a_record_that_already_failed_then_it_is
 def test_given_a_flush_that_raises_when_processed_then_every_completed_record_fails():
     outbox = FakeOutbox(crash=True)
 
-    result = stream_handler(outbox, transient={seq(2)}, poison={seq(5)}).process(load_event(STREAM))
+    result = stream_handler(outbox, poison={seq(2)}, transient={seq(5)}).process(load_event(STREAM))
 
     # Never acknowledged without its work: all but the poisoned one (its envelope is its copy).
-    assert sorted(failures(result.response)) == [seq(n) for n in (1, 2, 3, 4, 6)]
+    assert sorted(failures(result.response)) == [seq(n) for n in (1, 3, 4, 5, 6)]
     assert (result.processed, result.failed, result.poisoned) == (0, 5, 1)
 
 
@@ -150,9 +170,9 @@ def test_given_a_fifo_source_when_a_records_work_fails_then_the_later_records_of
 
 
 def test_given_no_deferred_work_when_processed_then_the_outcome_is_unchanged():
-    result = stream_handler(None, transient={seq(2)}, poison={seq(5)}).process(load_event(STREAM))
+    result = stream_handler(None, poison={seq(2)}, transient={seq(5)}).process(load_event(STREAM))
 
-    assert failures(result.response) == [seq(2)]
+    assert failures(result.response) == [seq(5)]
     assert (result.processed, result.failed, result.poisoned, result.deferred_failed) == (
         4,
         1,

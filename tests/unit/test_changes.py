@@ -167,7 +167,7 @@ def test_given_failures_in_a_traced_order_when_processed_then_its_segment_shows_
         monkeypatch,
         changes,
         "tasks_for_change",
-        lambda old, new: new is not None and new.order_id == "o-15",
+        lambda old, new: new is not None and new.state.order_id == "o-15",
         throttle("Send"),
     )
     event = with_ingest_trace(load_event(FIXTURE))

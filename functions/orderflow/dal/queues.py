@@ -18,7 +18,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from orderflow.dal.clients import client
-from orderflow.events import FulfilmentTask, NotificationTask, Task
+from orderflow.events import (
+    FulfilmentTask,
+    NotificationTask,
+    Task,
+    fifo_group_id,
+    sqs_deduplication_id,
+)
 from orderflow.observability import current_trace_header, logger
 
 __all__ = ["PoisonSink", "TaskOutbox", "is_fifo", "send_message"]
@@ -39,9 +45,11 @@ def _message_fields(
     """The fields SendMessage and a SendMessageBatch entry share."""
     fields: dict[str, Any] = {"MessageBody": body}
     if is_fifo(queue_url):
-        fields["MessageGroupId"] = group_id or "default"
+        # Both ids must be 1-128 characters SQS accepts; any other text is hashed, the same
+        # text always to the same id, so a group keeps its order and a copy its dedup.
+        fields["MessageGroupId"] = sqs_deduplication_id(group_id or "default")
         if dedup_id:
-            fields["MessageDeduplicationId"] = dedup_id[:128]
+            fields["MessageDeduplicationId"] = sqs_deduplication_id(dedup_id)
     if trace_header:
         # SQS hands AWSTraceHeader to the consumer, whose code records its work in that trace
         # (orderflow.tracing: Lambda itself only links the consumer's new trace to it).
@@ -153,7 +161,11 @@ class TaskOutbox:
         # Read now, not at flush: the header belongs to the invocation the record ran in.
         header = trace_header or current_trace_header()
         fields = _message_fields(
-            url, body, group_id=task.order_id, dedup_id=task.task_id, trace_header=header
+            url,
+            body,
+            group_id=fifo_group_id(task.order_id),
+            dedup_id=task.task_id,
+            trace_header=header,
         )
         size = len(body.encode()) + (len(header) if header else 0)
         group = fields.get("MessageGroupId")

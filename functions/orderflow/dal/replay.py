@@ -26,7 +26,7 @@ from typing import Any
 from orderflow.dal.invoker import FunctionInvoker
 from orderflow.dal.queues import send_message
 from orderflow.dal.recovery import kinesis_put
-from orderflow.events import parse_task
+from orderflow.events import fifo_group_id, parse_task
 from orderflow.recovery import partition_key_for, synthetic_stream_event
 
 __all__ = ["ReplayPublishError", "publish_replay"]
@@ -56,7 +56,7 @@ def publish_replay(
         message_id = send_message(
             target["queueUrl"],
             text,
-            group_id=task.order_id,
+            group_id=fifo_group_id(task.order_id),
             dedup_id=f"{task.task_id}:{dedup_suffix}",
         )
         return f"sqs {target['queueUrl'].rsplit('/', 1)[-1]} (message {message_id})"
