@@ -10,23 +10,27 @@ State shapes (the contract with functions/recovery/handler.py):
   sqs-dlq           -> {"type": "sqs", "queueUrl": <source queue>}
   lambda-destination-> {"type": "lambda-async", "functionName": notifier}
 - drain gets {"source", "maxMessages"}; returns {"items": [<item>...]}, each item with at
-  least "recordId", "receiptHandle" and "classification" ("transient" | "poison"), optionally
-  "waitSeconds".
+  least "recordId", "receiptHandle" and "classification" ("transient" | "poison" | "deferred":
+  not drained this run, marked failed), optionally "waitSeconds" and "payloadRef".
 - replay and quarantine get the item state {"source", "item"} (quarantine may also see
   "replayError" {"Error", "Cause"}); their results are discarded. replay raises
   TransientReplayError (retried with backoff here) or ReplayAttemptsExhausted (then the record
   is quarantined).
-- The item Map turns each item into an outcome {"recordId", "receiptHandle", "outcome"}
-  ("quarantined" | "replayed" | "failed").
+- The item Map turns each item into an outcome {"recordId", "receiptHandle", "outcome",
+  "continuation"} ("quarantined" | "replayed" | "failed"; continuation: the rest of a long
+  stream range as an on-failure record, or "").
 - acknowledge gets {"source", "records": [<outcome>...]} once per source, always (also with no
-  records). It deletes (DeleteMessageBatch) the messages none of whose records failed (a stream
-  failure message expands into several records) and returns the source result
+  records). It sends the continuations of the messages none of whose records failed, then
+  deletes (DeleteMessageBatch) those messages (a stream failure message expands into several
+  records) and returns the source result
   {"source": name, "quarantined", "replayed", "failed" (record ids), "deleted": n, ["error"]}.
   When drain or acknowledge itself fails, a Pass state returns the same shape with empty lists
   and "error" (acknowledge: also "unsettled", the number of records not settled).
 - summarize gets {"sources": [<source result>...]} and returns the workflow output.
-- Workflow output: {"quarantined", "replayed", "failed" (counts), "quarantinedRecords",
-  "sources": [<source result>...]}.
+- Workflow output: {"quarantined", "replayed", "failed", "errors" (counts), "complete",
+  "quarantinedRecords", "sources": [<source result>...]}. Unless "complete" (no record failed,
+  every source drained and settled), the execution then FAILS (RecoveryIncomplete), so the
+  RecoveryExecutionsFailed alarm fires rather than a run succeeding with work left behind.
 
 No JSONPath filter expressions (`[?(...)]`) anywhere: on an empty or non-matching list they
 fail the state (States.Runtime). Decisions over lists are made in Python (orderflow.recovery).
@@ -126,7 +130,13 @@ class OrchestrationStack(Stack):
         self.recovery_table = self._build_recovery_table()
         self.notices = self._build_notices_topic()
         settings = FunctionSettings.from_stage(config)
-        self.drain_function = self._recovery_function("Drain", "drain", settings, {})
+        self.drain_function = self._recovery_function(
+            "Drain",
+            "drain",
+            settings,
+            # payloads too large for the workflow state are kept under payloads/ here
+            {"QUARANTINE_BUCKET": self.quarantine_bucket.bucket_name},
+        )
         self.replay_function = self._recovery_function(
             "Replay",
             "replay",
@@ -301,6 +311,10 @@ class OrchestrationStack(Stack):
                 "sqs:GetQueueUrl",
             )
             source.queue.grant(acknowledge, "sqs:DeleteMessage", "sqs:GetQueueUrl")
+            if source.stream_arn is not None:
+                # acknowledge sends the rest of a long stream range back as a new on-failure
+                # record, right before it deletes the message that held the whole range
+                source.queue.grant_send_messages(acknowledge)
         # stream failure records hold only metadata: drain re-reads the records by sequence range
         drain.add_to_role_policy(
             iam.PolicyStatement(
@@ -341,6 +355,25 @@ class OrchestrationStack(Stack):
                     actions=["lambda:InvokeFunction"], resources=[target.function_arn]
                 )
             )
+        # drain: payloads too large for the workflow state (the quarantine document points there)
+        drain.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.quarantine_bucket.arn_for_objects("payloads/*")],
+            )
+        )
+        suppress(
+            self.drain_function.role,
+            (
+                "AwsSolutions-IAM5",
+                "payload objects are keyed by content hash; PutObject only, under payloads/",
+                [
+                    RegexAppliesTo(
+                        regex="/^Resource::<QuarantineBucket[0-9A-F]+\\.Arn>\\/payloads\\/\\*$/g"
+                    )
+                ],
+            ),
+        )
         # quarantine: one S3 object per record + the index entry
         self.recovery_table.grant(quarantine, "dynamodb:GetItem", "dynamodb:UpdateItem")
         quarantine.add_to_role_policy(
@@ -418,7 +451,18 @@ class OrchestrationStack(Stack):
             )
         )
         # no Catch: without a summary the run is failed, which raises RecoveryExecutionsFailed
-        done = sfn.Succeed(self, "Done")
+        # The summary is the failure's cause: a FAILED execution has no output of its own.
+        incomplete = sfn.Fail(
+            self,
+            "RecoveryIncomplete",
+            error="RecoveryIncomplete",
+            cause_path=sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$")),
+        )
+        done = (
+            sfn.Choice(self, "Complete")
+            .when(sfn.Condition.boolean_equals("$.complete", True), sfn.Succeed(self, "Done"))
+            .otherwise(incomplete)
+        )
         publish = tasks.SnsPublish(
             self,
             "NotifyQuarantined",
@@ -456,6 +500,8 @@ class OrchestrationStack(Stack):
                 "recordId": sfn.JsonPath.string_at("$.item.recordId"),
                 "receiptHandle": sfn.JsonPath.string_at("$.item.receiptHandle"),
                 "outcome": sfn.JsonPath.string_at("$.outcome"),
+                # the rest of a long stream range ("" if none): acknowledge sends it
+                "continuation": sfn.JsonPath.string_at("$.item.continuation"),
             },
         )
 
@@ -511,7 +557,9 @@ class OrchestrationStack(Stack):
                 backoff,
             )
             .when(sfn.Condition.string_equals("$.item.classification", "transient"), replay)
-            .otherwise(quarantine)
+            .when(sfn.Condition.string_equals("$.item.classification", "poison"), quarantine)
+            # "deferred" (not drained this run) and anything unknown: leave it, fail the run
+            .otherwise(mark_failed)
         )
 
     def _per_source(self) -> sfn.IChainable:

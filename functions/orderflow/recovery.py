@@ -16,7 +16,13 @@ Failure message kinds (``source.kind``) and what they hold:
     An async invocation's OnFailure record: ``requestPayload`` plus ``responsePayload`` with the
     function's ``errorType``/``errorMessage``.
 any kind
-    Our poison envelope (``{"streamline": "poison/1", ...}``) sent by a batch handler.
+    Our poison envelope (``{"streamline": "poison/1", "envelopeId", ...}``) sent by a batch
+    handler. Its ``envelopeId`` is the record's id in the ledger and the quarantine.
+
+A message that is none of these on a queue that only takes them (every kind but ``sqs-dlq``,
+whose messages are the original bodies) is :class:`Unreadable`: quarantined as "unreadable" with
+its raw bytes in base64 and the reason, never retried and never a crash of the workflow. Every
+function here takes any input: a value or a poison classification, never an exception.
 
 Example::
 
@@ -31,15 +37,16 @@ import base64
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from orderflow.errors import ErrorKind, PoisonRecordError
-from orderflow.events import OrderEvent, OrderState, parse_model, parse_task
-from orderflow.tracing import split_item_trace
+from orderflow.events import OrderEvent, parse_model, parse_order_image, parse_task, read_json
 
 __all__ = [
+    "DEFERRED",
     "MAX_ITEMS",
     "MAX_PAYLOAD_CHARS",
     "MAX_STATE_CHARS",
@@ -53,12 +60,15 @@ __all__ = [
     "SourceOutcomes",
     "StreamBatchFailure",
     "TransientReplayError",
+    "Unreadable",
     "backoff_seconds",
+    "business_id_of",
     "classify_payload",
     "make_item",
     "parse_failure_message",
     "partition_key_for",
     "quarantine_key",
+    "raw_text",
     "record_id_for",
     "settle_outcomes",
     "summarize_sources",
@@ -67,6 +77,11 @@ __all__ = [
 
 # Step Functions state is capped at 256 KiB: payloads and items are bounded well below that.
 MAX_PAYLOAD_CHARS = 32_768
+#: SQS's largest message: any failure message is at most this.
+MAX_MESSAGE_BYTES = 1024 * 1024
+#: The classification of an item drain could not settle this run (a throttled stream read):
+#: the workflow marks it failed, and the run fails.
+DEFERRED = "deferred"
 MAX_STATE_CHARS = 160_000
 MAX_ITEMS = 100
 
@@ -86,10 +101,23 @@ class Classification:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamLocation:
+    """Where one stream record lives: recovery re-reads an envelope's omitted payload there."""
+
+    stream_kind: str  # "kinesis" | "dynamodb"
+    stream_arn: str
+    shard_id: str | None  # DynamoDB stream records do not name their shard
+    sequence: str
+
+
+@dataclass(frozen=True, slots=True)
 class PoisonEnvelope:
     reason: str
     error_type: str
     payload: str
+    envelope_id: str | None = None
+    #: Set when the handler left the record's payload out (too large): where to re-read it.
+    omitted_from: StreamLocation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +128,18 @@ class StreamBatchFailure:
     start_sequence: str
     end_sequence: str
     reason: str
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    def continued_from(self, sequence: str) -> str:
+        """The same on-failure record for the rest of the range, from ``sequence`` on.
+
+        Drain re-reads a bounded number of records per message; when the range holds more, it
+        sends this for the rest before the message is deleted, so no record of it is dropped.
+        """
+        key = "KinesisBatchInfo" if self.stream_kind == "kinesis" else "DDBStreamBatchInfo"
+        info = dict(self.document.get(key) or {})
+        info["startSequenceNumber"] = sequence
+        return json.dumps({**self.document, key: info}, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +154,24 @@ class DestinationFailure:
     reason: str
 
 
-FailureMessage = PoisonEnvelope | StreamBatchFailure | DlqMessage | DestinationFailure
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A failure message recovery cannot read: kept whole, as base64, with the reason."""
+
+    reason: str
+    raw: str  # "base64:..." of the body's UTF-8 bytes
+
+
+FailureMessage = PoisonEnvelope | StreamBatchFailure | DlqMessage | DestinationFailure | Unreadable
 
 
 @dataclass(slots=True)
 class FailedRecord:
-    """One record to replay or quarantine, as the workflow state carries it."""
+    """One record to replay or quarantine, as the workflow state carries it.
+
+    ``payload_ref`` (``s3://bucket/key``) is set when the payload was too large for the
+    workflow's state: ``payload`` then holds its beginning and the object holds all of it.
+    """
 
     record_id: str
     classification: ErrorKind
@@ -128,10 +180,14 @@ class FailedRecord:
     receipt_handle: str
     attempt: int
     wait_seconds: int
+    payload_ref: str | None = None
+    #: The rest of a long stream range, as an on-failure record for the same queue: sent by
+    #: acknowledge right before it deletes this record's message (so never twice, never lost).
+    continuation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "recordId": self.record_id,
             "classification": self.classification.value,
             "reason": self.reason,
@@ -139,7 +195,11 @@ class FailedRecord:
             "receiptHandle": self.receipt_handle,
             "attempt": self.attempt,
             "waitSeconds": self.wait_seconds,
+            "continuation": self.continuation,
         }
+        if self.payload_ref:
+            state["payloadRef"] = self.payload_ref
+        return state
 
 
 def _text(data: bytes) -> str:
@@ -150,59 +210,122 @@ def _text(data: bytes) -> str:
         return "base64:" + base64.b64encode(data).decode("ascii")
 
 
+def raw_text(body: str | bytes) -> str:
+    """A body kept whole and reversible, whatever it holds: ``base64:`` of its bytes."""
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def _dumps(value: Any) -> str:
+    # bytes (a B attribute as boto3 hands it) as AWS writes them in JSON: base64 text
+    def default(item: Any) -> Any:
+        if isinstance(item, (bytes, bytearray)):
+            return base64.b64encode(bytes(item)).decode("ascii")
+        return str(item)
+
+    return json.dumps(value, default=default)
+
+
 def _envelope_payload(record: Mapping[str, Any]) -> str:
     """The business payload inside a poison envelope's original record."""
-    if isinstance(record.get("kinesis"), Mapping):
-        data = record["kinesis"].get("data", "")
-        try:
-            return _text(base64.b64decode(data, validate=True))
-        except ValueError:
-            return str(data)
+    kinesis = record.get("kinesis")
+    if isinstance(kinesis, Mapping):
+        data = kinesis.get("data", "")
+        if isinstance(data, str):
+            try:
+                return _text(base64.b64decode(data, validate=True))
+            except ValueError:
+                return data
+        return _dumps(data)
     if isinstance(record.get("dynamodb"), Mapping):
-        return json.dumps(
-            {"eventName": record.get("eventName"), "dynamodb": record["dynamodb"]}, default=str
-        )
-    if "body" in record:
-        return str(record["body"])
-    return json.dumps(record, default=str)
+        return _dumps({"eventName": record.get("eventName"), "dynamodb": record["dynamodb"]})
+    body = record.get("body")
+    if isinstance(body, str):
+        return body
+    return _dumps(record)
+
+
+def _omitted_location(record: Mapping[str, Any]) -> StreamLocation | None:
+    arn = record.get("eventSourceARN")
+    if not isinstance(arn, str):
+        return None
+    kinesis = record.get("kinesis")
+    if isinstance(kinesis, Mapping) and isinstance(kinesis.get("sequenceNumber"), str):
+        event_id = record.get("eventID")
+        shard = event_id.split(":", 1)[0] if isinstance(event_id, str) else None
+        return StreamLocation("kinesis", arn, shard, kinesis["sequenceNumber"])
+    dynamodb = record.get("dynamodb")
+    if isinstance(dynamodb, Mapping) and isinstance(dynamodb.get("SequenceNumber"), str):
+        return StreamLocation("dynamodb", arn, None, dynamodb["SequenceNumber"])
+    return None
 
 
 def _failure_reason(body: Mapping[str, Any]) -> str:
-    request = body.get("requestContext") or {}
-    response = body.get("responseContext") or {}
-    parts = [str(request.get("condition") or "Failed")]
+    request = body.get("requestContext")
+    response = body.get("responseContext")
+    request = request if isinstance(request, Mapping) else {}
+    response = response if isinstance(response, Mapping) else {}
+    parts = [str(request.get("condition") or "Failed")[:100]]
     if response.get("functionError"):
-        parts.append(f"functionError={response['functionError']}")
+        parts.append(f"functionError={str(response['functionError'])[:100]}")
     if request.get("approximateInvokeCount"):
-        parts.append(f"invocations={request['approximateInvokeCount']}")
+        parts.append(f"invocations={str(request['approximateInvokeCount'])[:20]}")
     return " ".join(parts)
 
 
-def parse_failure_message(body: str) -> FailureMessage:
-    """Recognise a failure message body (see the module docstring for the kinds)."""
+_ENVELOPE_ID = re.compile(r"[0-9a-f]{32}")
+_STREAM_INFO = {"KinesisBatchInfo": "kinesis", "DDBStreamBatchInfo": "dynamodb"}
+_INFO_FIELDS = ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber")
+
+
+def parse_failure_message(body: str, kind: str = "sqs-dlq") -> FailureMessage:
+    """Recognise a failure message body (see the module docstring for the kinds).
+
+    ``kind`` is the source's: on an ``sqs-dlq`` any body is a message moved there (its payload
+    is judged by re-validating it); on the other kinds a body that is not one of their records
+    is :class:`Unreadable`. Never raises.
+    """
+    dlq = kind == "sqs-dlq"
     try:
-        doc = json.loads(body)
-    except ValueError:
-        return DlqMessage(payload=body)
+        # A failure message wraps a record (an envelope, a destination's requestPayload): it
+        # may be larger than a record may be; its depth is what is bounded.
+        doc = read_json(body, what="failure message", limit=MAX_MESSAGE_BYTES)
+    except PoisonRecordError as exc:
+        return DlqMessage(payload=body) if dlq else Unreadable(exc.reason, raw_text(body))
     if not isinstance(doc, Mapping):
-        return DlqMessage(payload=body)
+        if dlq:
+            return DlqMessage(payload=body)
+        return Unreadable("failure message is not a JSON object", raw_text(body))
     if str(doc.get("streamline", "")).startswith("poison/"):
+        record = doc.get("record")
+        record = record if isinstance(record, Mapping) else {}
+        envelope_id = doc.get("envelopeId")
+        if not (isinstance(envelope_id, str) and _ENVELOPE_ID.fullmatch(envelope_id)):
+            envelope_id = None  # not ours (forged or truncated): the content names it instead
         return PoisonEnvelope(
-            reason=str(doc.get("reason") or "poison record"),
-            error_type=str(doc.get("errorType") or "PoisonRecordError"),
-            payload=_envelope_payload(doc.get("record") or {}),
+            reason=str(doc.get("reason") or "poison record")[:1000],
+            error_type=str(doc.get("errorType") or "PoisonRecordError")[:100],
+            payload=_envelope_payload(record),
+            envelope_id=envelope_id,
+            omitted_from=_omitted_location(record) if doc.get("omitted") else None,
         )
-    for key, kind in (("KinesisBatchInfo", "kinesis"), ("DDBStreamBatchInfo", "dynamodb")):
+    for key, stream_kind in _STREAM_INFO.items():
         info = doc.get(key)
-        if isinstance(info, Mapping):
-            return StreamBatchFailure(
-                stream_kind=kind,
-                stream_arn=str(info["streamArn"]),
-                shard_id=str(info["shardId"]),
-                start_sequence=str(info["startSequenceNumber"]),
-                end_sequence=str(info["endSequenceNumber"]),
-                reason=_failure_reason(doc),
-            )
+        if key not in doc:
+            continue
+        if not isinstance(info, Mapping) or not all(
+            isinstance(info.get(name), str) and info[name] for name in _INFO_FIELDS
+        ):
+            return Unreadable(f"{key} without {', '.join(_INFO_FIELDS)}", raw_text(body))
+        return StreamBatchFailure(
+            stream_kind=stream_kind,
+            stream_arn=info["streamArn"],
+            shard_id=info["shardId"],
+            start_sequence=info["startSequenceNumber"],
+            end_sequence=info["endSequenceNumber"],
+            reason=_failure_reason(doc),
+            document=doc,
+        )
     if "requestPayload" in doc and "requestContext" in doc:
         response = doc.get("responsePayload")
         error_type = error_message = None
@@ -211,21 +334,25 @@ def parse_failure_message(body: str) -> FailureMessage:
             error_message = response.get("errorMessage")
         reason = _failure_reason(doc)
         if error_type:
-            reason += f" {error_type}: {error_message or ''}".rstrip()
+            reason += f" {str(error_type)[:100]}: {str(error_message or '')[:500]}".rstrip()
         payload = doc["requestPayload"]
         return DestinationFailure(
-            payload=payload if isinstance(payload, str) else json.dumps(payload, default=str),
-            error_type=str(error_type) if error_type else None,
+            payload=payload if isinstance(payload, str) else _dumps(payload),
+            error_type=str(error_type)[:100] if error_type else None,
             reason=reason.strip(),
         )
-    return DlqMessage(payload=body)
+    if dlq:
+        return DlqMessage(payload=body)
+    return Unreadable(
+        "not an on-failure record, a destination record or a poison envelope", raw_text(body)
+    )
 
 
 def classify_payload(payload: str, target_type: str) -> Classification:
     """Re-validate a payload against the schema its target consumes.
 
     ``kinesis`` targets take an OrderEvent, ``lambda`` (the changes function) a DynamoDB stream
-    change whose NewImage is an OrderState, ``sqs``/``lambda-async`` a task.
+    change whose NewImage is an OrderState, ``sqs``/``lambda-async`` a task. Never raises.
     """
     if len(payload) > MAX_PAYLOAD_CHARS:
         # Every schema bounds its fields far below this, so such a payload is invalid anyway.
@@ -243,33 +370,47 @@ def classify_payload(payload: str, target_type: str) -> Classification:
 
 
 def _validate_stream_change(payload: str) -> None:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    try:
-        change = json.loads(payload)
-        image = change["dynamodb"]["NewImage"]
-        plain = {key: TypeDeserializer().deserialize(value) for key, value in image.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PoisonRecordError(f"not a DynamoDB stream change with a NewImage: {exc}") from exc
-    state, _ = split_item_trace(plain)  # the item's trace header is not part of the schema
-    parse_model(OrderState, state)
+    change = read_json(payload, what="stream change")
+    dynamodb = change.get("dynamodb") if isinstance(change, Mapping) else None
+    image = dynamodb.get("NewImage") if isinstance(dynamodb, Mapping) else None
+    if not isinstance(image, Mapping):
+        raise PoisonRecordError("not a DynamoDB stream change with a NewImage")
+    parse_order_image(image)
 
 
-def record_id_for(source_name: str, payload: str) -> str:
-    """Stable id of a failed record across drains and replays (for the attempts ledger).
+def business_id_of(payload: str) -> tuple[str, str] | None:
+    """``("event_id" | "task_id", value)`` when the payload is a JSON object that names one.
 
-    Uses the business id when the payload has one (a replayed record fails again under a new
-    message id or sequence number, but keeps its event/task id), else a content hash.
+    A poison record often still carries its id (a negative amount, an unknown field): the
+    quarantine index keeps it, so an operator finds the record by the id the producer knows.
+    Never raises.
     """
     try:
-        doc = json.loads(payload)
-    except ValueError:
-        doc = None
+        doc = read_json(payload)
+    except PoisonRecordError:
+        return None
     if isinstance(doc, Mapping):
         for key in ("event_id", "task_id"):
-            if isinstance(doc.get(key), str) and doc[key]:
-                return f"{source_name}#{key.split('_')[0]}#{doc[key]}"
-    digest = hashlib.sha256(payload.encode("utf-8", "replace")).hexdigest()[:32]
+            value = doc.get(key)
+            if isinstance(value, str) and 0 < len(value) <= 64:
+                return key, value
+    return None
+
+
+def record_id_for(source_name: str, payload: str, *, poison: bool = False) -> str:
+    """Stable id of a failed record across drains and replays (for the ledger and quarantine).
+
+    A valid payload is named by its business id (a replayed record fails again under a new
+    message id or sequence number, but keeps its event/task id, so its attempts add up). A poison
+    payload is named by its content: two different bad records that claim one id are quarantined
+    apart, and copies of one record collapse. Never raises.
+    """
+    if not poison:
+        found = business_id_of(payload)
+        if found is not None:
+            key, value = found
+            return f"{source_name}#{key.split('_')[0]}#{value}"
+    digest = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{source_name}#sha256#{digest}"
 
 
@@ -286,9 +427,14 @@ def make_item(
     receipt_handle: str,
     attempt: int,
     known: Classification | None = None,
+    record_id: str | None = None,
 ) -> FailedRecord:
     """Build one workflow item: classification from ``known`` (poison envelope, error type)
-    when it says poison, else from re-validating the payload."""
+    when it says poison, else from re-validating the payload.
+
+    ``record_id`` overrides the derived id (an envelope's ``envelopeId``). The payload is kept
+    whole: the drain task moves one too large for the workflow state to S3 (``payload_ref``).
+    """
     checked = classify_payload(payload, target_type)
     if known is not None and known.kind is ErrorKind.POISON:
         result = known
@@ -296,16 +442,15 @@ def make_item(
         result = checked
     else:
         result = known or checked
-    if len(payload) > MAX_PAYLOAD_CHARS:
-        payload = payload[:MAX_PAYLOAD_CHARS] + "...[truncated]"
+    poison = result.kind is ErrorKind.POISON
     return FailedRecord(
-        record_id=record_id_for(source_name, payload),
+        record_id=record_id or record_id_for(source_name, payload, poison=poison),
         classification=result.kind,
         reason=result.reason[:1000],
         payload=payload,
         receipt_handle=receipt_handle,
         attempt=attempt,
-        wait_seconds=0 if result.kind is ErrorKind.POISON else backoff_seconds(attempt),
+        wait_seconds=0 if poison else backoff_seconds(attempt),
     )
 
 
@@ -315,8 +460,14 @@ def partition_key_for(payload: str) -> str:
 
 
 def synthetic_stream_event(payload: str, stream_arn: str | None = None) -> dict[str, Any]:
-    """A one-record DynamoDB stream event to replay a change into the changes function."""
-    change = json.loads(payload)
+    """A one-record DynamoDB stream event to replay a change into the changes function.
+
+    Raises:
+        PoisonRecordError: the payload is not a stream change.
+    """
+    change = read_json(payload, what="stream change")
+    if not isinstance(change, Mapping) or not isinstance(change.get("dynamodb"), Mapping):
+        raise PoisonRecordError("not a DynamoDB stream change")
     dynamodb = dict(change["dynamodb"])
     return {
         "Records": [
@@ -352,12 +503,14 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SourceOutcomes:
-    """One source's records by outcome (record ids) and the receipt handles safe to delete."""
+    """One source's records by outcome (record ids), the receipt handles safe to delete, and
+    the continuations (the rest of long stream ranges) to send before deleting each of them."""
 
     quarantined: list[str]
     replayed: list[str]
     failed: list[str]
     deletable: list[str]
+    continuations: dict[str, list[str]] = field(default_factory=dict)
 
     def to_state(self, source_name: str, deleted: int = 0) -> dict[str, Any]:
         return {
@@ -397,6 +550,7 @@ def settle_outcomes(records: Iterable[Mapping[str, Any]]) -> SourceOutcomes:
     ids: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
     handled: dict[str, None] = {}
     blocked: set[str] = set()
+    continuations: dict[str, dict[str, None]] = {}
     for record in records:
         outcome = _outcome_of(record)
         record_id = str(record.get("recordId") or "")
@@ -409,11 +563,16 @@ def settle_outcomes(records: Iterable[Mapping[str, Any]]) -> SourceOutcomes:
             blocked.add(handle)
         else:
             handled[handle] = None
+        rest = record.get("continuation")
+        if isinstance(rest, str) and rest:
+            continuations.setdefault(handle, {})[rest] = None
+    deletable = [handle for handle in handled if handle not in blocked]
     return SourceOutcomes(
         quarantined=list(ids[Outcome.QUARANTINED]),
         replayed=list(ids[Outcome.REPLAYED]),
         failed=list(ids[Outcome.FAILED]),
-        deletable=[handle for handle in handled if handle not in blocked],
+        deletable=deletable,
+        continuations={h: list(continuations[h]) for h in deletable if h in continuations},
     )
 
 
@@ -424,21 +583,31 @@ def _ids(value: Any) -> list[str]:
 def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The workflow output: outcome counts over every source, quarantined ids, per-source results.
 
+    ``complete`` is false when a record failed or a source could not be drained or settled
+    (its result has ``error``): the workflow then ends FAILED, so an alarm fires instead of a
+    run that "succeeded" with work left behind.
+
     Example::
 
         >>> summarize_sources([{"source": "s", "quarantined": ["s#1"], "replayed": [],
-        ...                     "failed": [], "deleted": 1}])["quarantined"]
-        1
+        ...                     "failed": [], "deleted": 1}])["complete"]
+        True
     """
     totals: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
+    errors = 0
     for source in sources:
         for outcome in Outcome:
             totals[outcome].update(dict.fromkeys(_ids(source.get(outcome.value))))
+        if source.get("error"):
+            errors += 1
     quarantined = list(totals[Outcome.QUARANTINED])
+    failed = len(totals[Outcome.FAILED])
     return {
         "quarantined": len(quarantined),
         "replayed": len(totals[Outcome.REPLAYED]),
-        "failed": len(totals[Outcome.FAILED]),
+        "failed": failed,
+        "errors": errors,
+        "complete": failed == 0 and errors == 0,
         "quarantinedRecords": quarantined,
         "sources": [dict(source) for source in sources],
     }

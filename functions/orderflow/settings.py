@@ -76,6 +76,11 @@ class NotifierSettings(CommonSettings):
     effects_table: Annotated[str, Field(alias="EFFECTS_TABLE", min_length=1)]
 
 
+class DrainSettings(CommonSettings):
+    # Where payloads too large for the workflow's state are kept (``payloads/`` prefix).
+    quarantine_bucket: Annotated[str, Field(alias="QUARANTINE_BUCKET", min_length=1)]
+
+
 class ReplaySettings(CommonSettings):
     recovery_table: Annotated[str, Field(alias="RECOVERY_TABLE", min_length=1)]
     max_replay_attempts: Annotated[int, Field(alias="MAX_REPLAY_ATTEMPTS", ge=1)] = 3

@@ -9,7 +9,10 @@ State shapes (one source = one failure queue and the target its records return t
 
     drain({"source": source, "maxMessages": 10})
       -> {"source": source, "items": [{"recordId", "classification", "reason", "payload",
-                                       "receiptHandle", "attempt", "waitSeconds"}], "count": n}
+                                       "receiptHandle", "attempt", "waitSeconds",
+                                       ["payloadRef"]}], "count": n}
+         classification is "transient" | "poison" | "deferred" (not drained this run: the
+         workflow marks it failed); payloadRef is where a payload too large for the state is
     replay({"source": source, "item": item})          (or the item's fields beside "source")
       -> {"recordId", "attempts", "target"}; raises ReplayAttemptsExhausted / TransientReplayError
     quarantine({"source": source, "item": item})       -> {"recordId", "bucket", "s3Key", "reason"}
@@ -19,7 +22,8 @@ State shapes (one source = one failure queue and the target its records return t
          outcome is "quarantined" | "replayed" | "failed"; deletes the messages none of whose
          records failed; with no records it deletes nothing and returns empty lists.
     summarize({"sources": [<acknowledge result>...]})
-      -> {"quarantined", "replayed", "failed" (counts), "quarantinedRecords", "sources"}
+      -> {"quarantined", "replayed", "failed", "errors" (counts), "complete", "quarantinedRecords",
+          "sources"}; the workflow fails (RecoveryIncomplete) unless complete
 
 Target types: ``kinesis`` (PutRecord, partition key = order id), ``sqs`` (SendMessage; FIFO
 group = order id), ``lambda`` (synchronous invoke of the changes function with a synthetic
@@ -28,20 +32,23 @@ DynamoDB stream event), ``lambda-async`` (asynchronous invoke, e.g. notifier).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orderflow.dal import (
     FailureQueue,
+    IncompleteRangeRead,
     QuarantineStore,
     RecoveryLedger,
     StreamReader,
 )
 from orderflow.dal.replay import publish_replay
-from orderflow.errors import ErrorKind, describe
+from orderflow.errors import ErrorKind, classify, describe
 from orderflow.observability import logger, tracer
 from orderflow.recovery import (
+    DEFERRED,
     MAX_ITEMS,
     MAX_STATE_CHARS,
     Classification,
@@ -51,13 +58,16 @@ from orderflow.recovery import (
     PoisonEnvelope,
     ReplayAttemptsExhausted,
     TransientReplayError,
+    Unreadable,
+    business_id_of,
     make_item,
     parse_failure_message,
     quarantine_key,
+    raw_text,
     settle_outcomes,
     summarize_sources,
 )
-from orderflow.settings import QuarantineSettings, ReplaySettings, load_settings
+from orderflow.settings import DrainSettings, QuarantineSettings, ReplaySettings, load_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -72,21 +82,36 @@ __all__ = [
     "summarize",
 ]
 
-# Records re-read per stream failure message: bisect keeps failed ranges small; more than
-# this is left for the next run rather than overflowing the state.
+# Records re-read per stream failure message. When a range holds more, drain sends the rest of
+# the range back to the queue as a new on-failure record (StreamBatchFailure.continued_from)
+# before this message is deleted: bounded state, and no record of the range is dropped.
 _MAX_RECORDS_PER_RANGE = 50
+# Answers that say a stream range can never be read (no such stream or shard, a sequence
+# number that is not one, records past retention): a verdict on the message, not a hiccup.
+_RANGE_GONE = frozenset(
+    {
+        "ResourceNotFoundException",
+        "InvalidArgumentException",
+        "TrimmedDataAccessException",
+        "ValidationException",
+    }
+)
+# A payload longer than this goes to S3 (``payloads/``) and the state carries its beginning.
+_STATE_PAYLOAD_CHARS = 4096
 
 
 def _items_for_message(
-    source: dict[str, Any], message: dict[str, Any], reader: StreamReader
+    source: dict[str, Any], message: dict[str, Any], reader: StreamReader, queue: FailureQueue
 ) -> list[FailedRecord]:
     name = str(source["name"])
     target_type = str(source.get("target", {}).get("type", "sqs"))
     receipt = message["ReceiptHandle"]
     attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-    parsed = parse_failure_message(message["Body"])
+    parsed = parse_failure_message(message["Body"], str(source.get("kind", "sqs-dlq")))
 
-    def item(payload: str, known: Classification | None = None) -> FailedRecord:
+    def item(
+        payload: str, known: Classification | None = None, record_id: str | None = None
+    ) -> FailedRecord:
         return make_item(
             source_name=name,
             target_type=target_type,
@@ -94,10 +119,16 @@ def _items_for_message(
             receipt_handle=receipt,
             attempt=attempt,
             known=known,
+            record_id=record_id,
         )
 
+    if isinstance(parsed, Unreadable):
+        poison = Classification(ErrorKind.POISON, f"unreadable: {parsed.reason}")
+        return [item(parsed.raw, poison, f"{name}#unreadable#{_digest(parsed.raw)}")]
     if isinstance(parsed, PoisonEnvelope):
-        return [item(parsed.payload, Classification(ErrorKind.POISON, parsed.reason))]
+        record_id = f"{name}#envelope#{parsed.envelope_id}" if parsed.envelope_id else None
+        payload = _omitted_payload(parsed, reader) if parsed.omitted_from else parsed.payload
+        return [item(payload, Classification(ErrorKind.POISON, parsed.reason), record_id)]
     if isinstance(parsed, DestinationFailure):
         poison = parsed.error_type == "PoisonRecordError"
         kind = ErrorKind.POISON if poison else ErrorKind.TRANSIENT
@@ -105,27 +136,103 @@ def _items_for_message(
     if isinstance(parsed, DlqMessage):
         return [item(parsed.payload, Classification(ErrorKind.TRANSIENT, "moved to DLQ"))]
     read = reader.kinesis_range if parsed.stream_kind == "kinesis" else reader.dynamodb_range
-    records = read(
-        parsed.stream_arn,
-        parsed.shard_id,
-        parsed.start_sequence,
-        parsed.end_sequence,
-        _MAX_RECORDS_PER_RANGE,
-    )
+    try:
+        records = read(
+            parsed.stream_arn,
+            parsed.shard_id,
+            parsed.start_sequence,
+            parsed.end_sequence,
+            _MAX_RECORDS_PER_RANGE + 1,
+        )
+    except Exception as exc:
+        if _is_transient_aws_error(exc):
+            raise
+        # A range that can never be read (no such stream or shard, a malformed sequence):
+        # keep the on-failure record itself, with why.
+        reason = f"{parsed.reason}; the stream range cannot be read: {describe(exc)}"
+        return [item(message["Body"], Classification(ErrorKind.POISON, reason))]
+    rest = ""
+    if len(records) > _MAX_RECORDS_PER_RANGE:
+        rest = parsed.continued_from(records[_MAX_RECORDS_PER_RANGE].sequence_number)
+        records = records[:_MAX_RECORDS_PER_RANGE]
     # The changes function ignores removals: there is nothing to replay for them.
     replayable = [record for record in records if record.event_name != "REMOVE"]
-    if not replayable:
-        # Past the stream's retention (or only removals): keep the metadata for a human.
+    if replayable:
+        known = Classification(ErrorKind.TRANSIENT, parsed.reason)
+        built = [item(_text(record.data), known) for record in replayable]
+    else:
+        # Only removals, or past the stream's retention: keep the metadata for a human.
         reason = f"{parsed.reason}; no replayable records left in the stream range"
-        return [item(message["Body"], Classification(ErrorKind.POISON, reason))]
-    known = Classification(ErrorKind.TRANSIENT, parsed.reason)
-    return [item(record.data.decode("utf-8", "replace"), known) for record in replayable]
+        built = [item(message["Body"], Classification(ErrorKind.POISON, reason))]
+    # The rest of the range is sent when this message is deleted, not before (acknowledge).
+    built[-1].continuation = rest
+    return built
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw_text(data)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _omitted_payload(envelope: PoisonEnvelope, reader: StreamReader) -> str:
+    """The payload a handler left out of an envelope, re-read from its stream where it can be."""
+    where = envelope.omitted_from
+    if where is not None and where.stream_kind == "kinesis" and where.shard_id:
+        try:
+            found = reader.kinesis_range(
+                where.stream_arn, where.shard_id, where.sequence, where.sequence, 1
+            )
+        except Exception as exc:
+            if _is_transient_aws_error(exc):
+                raise
+            found = []
+        if found:
+            return _text(found[0].data)
+    # DynamoDB: the images are the item itself, still in its table; the envelope keeps the keys.
+    return envelope.payload
+
+
+def _is_transient_aws_error(exc: BaseException) -> bool:
+    """A throttle, a 5xx or a lost connection: worth another run, not a verdict on the record."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, IncompleteRangeRead):
+        return True
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code not in _RANGE_GONE and classify(exc) is ErrorKind.TRANSIENT
+    return isinstance(exc, BotoCoreError)
+
+
+def _deferred_item(
+    source: dict[str, Any], message: dict[str, Any], exc: Exception
+) -> dict[str, Any]:
+    """An item the run could not settle for now: the workflow marks it failed (and so fails)."""
+    return {
+        "recordId": f"{source['name']}#message#{message.get('MessageId', '?')}",
+        "classification": DEFERRED,
+        "reason": f"not drained this run: {describe(exc)}",
+        "payload": "",
+        "receiptHandle": message["ReceiptHandle"],
+        "attempt": 0,
+        "continuation": "",
+    }
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Receive up to ``maxMessages`` failure messages and classify every record in them.
+
+    Any message becomes items: an unreadable one is poison ("unreadable", its raw bytes kept);
+    one that could not be read for now (a throttled stream read) is ``deferred``, which the
+    workflow counts as failed, so the run ends FAILED and the alarm on it fires.
 
     Example::
 
@@ -138,7 +245,18 @@ def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     size = 0
     for message in queue.receive(int(event.get("maxMessages", 10))):
-        built = [entry.to_state() for entry in _items_for_message(source, message, reader)]
+        try:
+            built = [
+                _fit(entry, source).to_state()
+                for entry in _items_for_message(source, message, reader, queue)
+            ]
+        except Exception as exc:
+            logger.warning(
+                "Failure message not drained this run",
+                extra={"source": source["name"], "reason": describe(exc)},
+                exc_info=exc if not _is_transient_aws_error(exc) else None,
+            )
+            built = [_deferred_item(source, message, exc)]
         cost = len(json.dumps(built))
         if items and (size + cost > MAX_STATE_CHARS or len(items) + len(built) > MAX_ITEMS):
             # Does not fit this run's state: make it visible again for the next run.
@@ -152,6 +270,21 @@ def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         extra={"source": source["name"], "count": len(items), "poison": poison},
     )
     return {"source": source, "items": items, "count": len(items)}
+
+
+def _fit(entry: FailedRecord, source: dict[str, Any]) -> FailedRecord:
+    """Keep a poison payload too large for the workflow state in S3; the state keeps its
+    beginning. A replayable payload is bounded by the schema and travels whole (replay needs
+    all of it); drain's state budget makes room for it."""
+    if entry.classification is not ErrorKind.POISON or len(entry.payload) <= _STATE_PAYLOAD_CHARS:
+        return entry
+    bucket = load_settings(DrainSettings).quarantine_bucket
+    data = entry.payload.encode("utf-8", "surrogatepass")
+    key = f"payloads/{source['name']}/{hashlib.sha256(data).hexdigest()}"
+    QuarantineStore(bucket).put(key, data, content_type="application/octet-stream")
+    entry.payload = entry.payload[:_STATE_PAYLOAD_CHARS]
+    entry.payload_ref = f"s3://{bucket}/{key}"
+    return entry
 
 
 def _item_of(event: dict[str, Any]) -> dict[str, Any]:
@@ -208,16 +341,19 @@ def quarantine(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "reason": reason,
         "classification": item.get("classification"),
         "payload": item.get("payload"),
+        "payloadRef": item.get("payloadRef"),
         "source": source,
         "quarantinedAt": datetime.now(UTC).isoformat(),
     }
     QuarantineStore(settings.quarantine_bucket).put(key, json.dumps(document).encode())
+    found = business_id_of(str(item.get("payload") or ""))
     RecoveryLedger(settings.recovery_table).mark_quarantined(
         record_id,
         kind=str(source.get("kind", "")),
         source=str(source["name"]),
         reason=reason,
         s3_key=key,
+        business_id=found[1] if found else None,
     )
     logger.warning("Record quarantined", extra={"record_id": record_id, "reason": reason})
     return {
@@ -244,12 +380,17 @@ def acknowledge(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     result = settled.to_state(name)
     if not settled.deletable:
         return result
+    queue = FailureQueue(str(source["queueUrl"]))
     try:
-        deleted, undeleted = FailureQueue(str(source["queueUrl"])).delete(settled.deletable)
+        # The rest of a long stream range first: once its message is deleted, this is all
+        # that names those records.
+        deletable = _send_continuations(queue, settled.deletable, settled.continuations)
+        deleted, undeleted = queue.delete(deletable)
     except Exception as exc:
         logger.exception("Deleting handled failure messages failed", extra={"source": name})
         result["error"] = {"Error": type(exc).__name__, "Cause": describe(exc)}
         return result
+    undeleted += [handle for handle in settled.deletable if handle not in deletable]
     result["deleted"] = deleted
     if undeleted:
         logger.warning(
@@ -269,6 +410,22 @@ def acknowledge(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         },
     )
     return result
+
+
+def _send_continuations(
+    queue: FailureQueue, handles: list[str], continuations: dict[str, list[str]]
+) -> list[str]:
+    """Send each handle's continuations; the handles that may be deleted (all theirs sent)."""
+    ready = []
+    for handle in handles:
+        try:
+            for body in continuations.get(handle, []):
+                queue.send(body)
+        except Exception:
+            logger.exception("Could not send the rest of a stream range; message kept")
+            continue
+        ready.append(handle)
+    return ready
 
 
 @logger.inject_lambda_context(clear_state=True)

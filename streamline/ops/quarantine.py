@@ -4,7 +4,8 @@ The workflow keeps each poison record (and each one whose replays ran out) as an
 (reason, classification, its failure queue and target, payload) indexed in the ``recovery``
 table with ``state = QUARANTINED``.
 
-- ``list``: the quarantined records: id, failure queue, when, reason.
+- ``list``: the quarantined records: id, failure queue, when, reason, and the event or task id
+  the record names when it names one (``--id`` keeps only those).
 - ``show RECORD_ID``: the S3 document, with the payload decoded (``base64:`` bytes and Kinesis
   ``data`` fields) and pretty-printed.
 - ``release RECORD_ID``: publish the payload (or a fixed one, ``--payload FILE``) back to the
@@ -19,8 +20,9 @@ meanwhile, 2 on a one-line error or refusal.
 Example::
 
     streamline quarantine list
-    streamline quarantine show 'ingest-failures#event#0b6f...'
-    streamline quarantine release 'ingest-failures#event#0b6f...' --payload fixed.json --yes
+    streamline quarantine list --id 0b6f...        # the records that name this event id
+    streamline quarantine show 'ingest-failures#envelope#1c9e...'
+    streamline quarantine release 'ingest-failures#envelope#1c9e...' --payload fixed.json --yes
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None
     )
     listing = actions.add_parser("list", help="the quarantined records, newest first")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--id", dest="business_id", metavar="ID", help="only records naming this event/task id"
+    )
     show = actions.add_parser("show", help="one record's reason, source and decoded payload")
     show.add_argument("record_id", metavar="RECORD_ID")
     show.add_argument("--json", action="store_true", help="print the S3 document as JSON")
@@ -228,6 +233,8 @@ def _document(target: Target, bucket: str, item: dict[str, Any]) -> dict[str, An
 def _list(args: argparse.Namespace, target: Target) -> int:
     table, _ = _names(target)
     items = list_quarantined(target, table)
+    if args.business_id:
+        items = [item for item in items if item.get("business_id") == args.business_id]
     if args.json:
         print(json.dumps(items, indent=2, default=str))
         return 0
@@ -236,7 +243,10 @@ def _list(args: argparse.Namespace, target: Target) -> int:
         return 0
     for item in items:
         reason = " ".join(str(item.get("reason", "")).split())
-        print(f"{item['record_id']}  {item.get('source', '-')}  {item.get('updated_at', '-')}")
+        named = f"  (id {item['business_id']})" if item.get("business_id") else ""
+        print(
+            f"{item['record_id']}  {item.get('source', '-')}  {item.get('updated_at', '-')}{named}"
+        )
         print(f"    {reason[:200]}")
     print(f"{len(items)} quarantined")
     return 0
@@ -264,12 +274,29 @@ def _show(args: argparse.Namespace, target: Target) -> int:
     ]
     if item.get("released_at"):
         rows.append(("released", f"{item['released_at']} by {item.get('released_by', '?')}"))
+    if document.get("payloadRef"):
+        rows.append(("kept", f"{document['payloadRef']} (the whole payload, too large to carry)"))
     for label, value in rows:
         print(f"{label:<8} {value}")
     print("payload")
-    for line in render_payload(str(document.get("payload", ""))).splitlines():
+    for line in render_payload(_payload(target, document)).splitlines():
         print(f"  {line}")
     return 0
+
+
+def _payload(target: Target, document: dict[str, Any]) -> str:
+    """The record's whole payload: from the object ``payloadRef`` names when it was too large
+    for the workflow's state (the document then holds only its beginning)."""
+    ref = document.get("payloadRef")
+    if not isinstance(ref, str) or not ref.startswith("s3://"):
+        return str(document.get("payload", ""))
+    bucket, _, key = ref.removeprefix("s3://").partition("/")
+    s3 = target.client("s3")
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise QuarantineError(f"the payload object {ref} is gone") from None
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _os_user() -> str:
@@ -309,7 +336,7 @@ def _release(args: argparse.Namespace, target: Target) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             raise QuarantineError(f"cannot read --payload {args.payload}: {exc}") from None
     else:
-        payload = str(document.get("payload", ""))
+        payload = _payload(target, document)
     # The workflow's own check: a payload its target rejects would only be quarantined again.
     verdict = classify_payload(payload, str(spec["type"]))
     if verdict.kind is ErrorKind.POISON:

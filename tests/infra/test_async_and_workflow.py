@@ -90,7 +90,10 @@ def test_workflow_maps_sources_two_at_a_time_and_classifies_items(dev: Synth) ->
     assert all("streamArn" in s for s in sources if s["kind"].endswith("-failure"))
     assert states["ForEachSource"]["MaxConcurrency"] == 2
     assert states["ForEachSource"]["ItemProcessor"]["StartAt"] == "Drain"
-    assert states["Classify"]["Default"] == "Quarantine"
+    # poison is quarantined; "deferred" (not drained this run) and anything unknown fail the item
+    classify = {c.get("StringEquals"): c["Next"] for c in states["Classify"]["Choices"]}
+    assert classify["poison"] == "Quarantine"
+    assert states["Classify"]["Default"] == "MarkFailed"
     assert states["Backoff"]["SecondsPath"] == "$.item.waitSeconds"
     assert states["Backoff"]["Next"] == "Replay"
 
@@ -138,8 +141,18 @@ def test_summary_is_computed_by_summarize_and_notices_only_when_something_was_qu
     assert choice["Choices"] == [
         {"Variable": "$.quarantined", "NumericGreaterThan": 0, "Next": "NotifyQuarantined"}
     ]
-    assert choice["Default"] == "Done"
+    assert choice["Default"] == "Complete"
     assert states["NotifyQuarantined"]["Resource"].endswith(":states:::sns:publish")
+    assert states["NotifyQuarantined"]["Next"] == "Complete"
+    # A run with a failed record or an undrained source ends FAILED (the alarm fires).
+    complete = states["Complete"]
+    assert complete["Choices"] == [
+        {"Variable": "$.complete", "BooleanEquals": True, "Next": "Done"}
+    ]
+    assert complete["Default"] == "RecoveryIncomplete"
+    assert states["RecoveryIncomplete"]["Type"] == "Fail"
+    assert states["RecoveryIncomplete"]["Error"] == "RecoveryIncomplete"
+    assert states["RecoveryIncomplete"]["CausePath"] == "States.JsonToString($)"
     assert states["Done"]["Type"] == "Succeed"
 
 
@@ -150,6 +163,7 @@ def test_every_source_is_acknowledged_with_its_outcomes_and_no_choice(dev: Synth
         "recordId.$": "$.item.recordId",
         "receiptHandle.$": "$.item.receiptHandle",
         "outcome.$": "$.outcome",
+        "continuation.$": "$.item.continuation",
     }
     assert states["ForEachItem"]["Next"] == "Acknowledge"
     acknowledge = states["Acknowledge"]
@@ -169,7 +183,7 @@ def test_every_source_is_acknowledged_with_its_outcomes_and_no_choice(dev: Synth
         "States.ArrayLength($.records)"
     )
     choices = sorted(name for name, state in states.items() if state["Type"] == "Choice")
-    assert choices == ["AnyQuarantined", "Classify"]
+    assert choices == ["AnyQuarantined", "Classify", "Complete"]
 
 
 def test_definition_has_no_jsonpath_filters_or_runtime_array_lookups(dev: Synth) -> None:

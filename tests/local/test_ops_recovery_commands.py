@@ -232,8 +232,15 @@ def redriven(scenario: Scenario, queue_replayed: Result) -> Result:
 
 
 @pytest.fixture()
-def poison_id(scenario: Scenario) -> str:
-    return f"ingest-failures#event#{scenario.poison['event']['event_id']}"
+def poison_id(scenario: Scenario, redriven: Result) -> str:
+    """The quarantined record of the poison event, found by the event id it names."""
+    event_id = scenario.poison["event"]["event_id"]
+    listed = scenario.cli("quarantine", "list", "--id", event_id, "--json")
+    assert listed.code == 0, listed.err
+    (item,) = listed.json()
+    assert item["business_id"] == event_id
+    assert str(item["record_id"]).startswith("ingest-failures#")
+    return str(item["record_id"])
 
 
 # -- status -------------------------------------------------------------------------------

@@ -607,6 +607,8 @@ def test_given_source_results_when_summarized_then_counts_and_quarantined_ids_ov
         "quarantined": 3,
         "replayed": 2,
         "failed": 1,
+        "errors": 1,
+        "complete": False,  # the workflow fails: a record failed and a source was not drained
         "quarantinedRecords": ["a#1", "c#1", "c#2"],
         "sources": sources,
     }
@@ -614,6 +616,8 @@ def test_given_source_results_when_summarized_then_counts_and_quarantined_ids_ov
         "quarantined": 0,
         "replayed": 0,
         "failed": 0,
+        "errors": 0,
+        "complete": True,
         "quarantinedRecords": [],
         "sources": [],
     }

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from orderflow.dal.queues import PoisonSink, TaskOutbox, is_fifo, send_message
     from orderflow.dal.recovery import (
         FailureQueue,
+        IncompleteRangeRead,
         QuarantineStore,
         RecoveryLedger,
         StreamReader,
@@ -46,6 +47,7 @@ _SUBMODULE = {
     "is_fifo": "queues",
     "send_message": "queues",
     "FailureQueue": "recovery",
+    "IncompleteRangeRead": "recovery",
     "QuarantineStore": "recovery",
     "RecoveryLedger": "recovery",
     "StreamReader": "recovery",
@@ -58,6 +60,7 @@ __all__ = [
     "EffectsRepository",
     "FailureQueue",
     "FunctionInvoker",
+    "IncompleteRangeRead",
     "InvocationResult",
     "OrdersRepository",
     "PoisonSink",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from orderflow.dal.clients import client
 
 __all__ = [
     "FailureQueue",
+    "IncompleteRangeRead",
     "QuarantineStore",
     "RecoveryLedger",
     "StreamReader",
@@ -30,6 +32,12 @@ class StreamRecord:
     event_name: str | None = None  # DynamoDB: INSERT | MODIFY | REMOVE
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
 class FailureQueue:
     """A DLQ or on-failure queue the workflow drains."""
 
@@ -46,6 +54,11 @@ class FailureQueue:
             MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
         )
         return list(response.get("Messages", []))
+
+    def send(self, body: str) -> str:
+        """Put a failure message back (the rest of a stream range); returns its message id."""
+        response = client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
+        return str(response["MessageId"])
 
     def release(self, receipt_handle: str) -> None:
         """Make a received message visible again (it did not fit in this run)."""
@@ -68,8 +81,24 @@ class FailureQueue:
         return deleted, failed
 
 
+class IncompleteRangeRead(RuntimeError):
+    """A stream range could not be read to its end this time (only empty pages came back while
+    the shard still had records ahead): recovery leaves the message for its next run."""
+
+
 class StreamReader:
-    """Re-reads a closed sequence range of one shard (stream on-failure records hold only that)."""
+    """Re-reads a closed sequence range of one shard (stream on-failure records hold only that).
+
+    Reads until the range's end or ``limit`` records. Empty pages are read through while the
+    shard has records ahead (Kinesis can return an empty page in the middle of a shard); when
+    it cannot tell the range is complete it raises :class:`IncompleteRangeRead` rather than
+    return part of the range as if it were all of it.
+    """
+
+    MAX_PAGES = 100
+    #: DynamoDB Streams say nothing of what lies ahead: this many empty pages in a row mean the
+    #: open shard's tip.
+    EMPTY_PAGES_AT_TIP = 3
 
     def kinesis_range(
         self, stream_arn: str, shard_id: str, start: str, end: str, limit: int
@@ -82,22 +111,27 @@ class StreamReader:
             StartingSequenceNumber=start,
         )["ShardIterator"]
         out: list[StreamRecord] = []
-        for page in self._pages(
-            lambda it: kinesis.get_records(ShardIterator=it, Limit=1000, StreamARN=stream_arn),
-            iterator,
-        ):
-            for record in page:
+        for _ in range(self.MAX_PAGES):
+            if not iterator:
+                return out  # a closed shard, read to its end
+            response = kinesis.get_records(ShardIterator=iterator, Limit=1000, StreamARN=stream_arn)
+            records = response.get("Records", [])
+            for record in records:
                 if int(record["SequenceNumber"]) > int(end) or len(out) >= limit:
                     return out
                 out.append(
                     StreamRecord(record["SequenceNumber"], record["Data"], record["PartitionKey"])
                 )
-        return out
+            if not records and not response.get("MillisBehindLatest"):
+                return out  # the shard's tip: nothing of the range lies ahead
+            iterator = response.get("NextShardIterator")
+        raise IncompleteRangeRead(
+            f"{shard_id} from {start}: not read to {end} in {self.MAX_PAGES} pages"
+        )
 
     def dynamodb_range(
         self, stream_arn: str, shard_id: str, start: str, end: str, limit: int
     ) -> list[StreamRecord]:
-
         streams = client("dynamodbstreams")
         iterator = streams.get_shard_iterator(
             StreamArn=stream_arn,
@@ -106,31 +140,27 @@ class StreamReader:
             SequenceNumber=start,
         )["ShardIterator"]
         out: list[StreamRecord] = []
-        for page in self._pages(
-            lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator
-        ):
-            for record in page:
+        empty = 0
+        for _ in range(self.MAX_PAGES):
+            if not iterator:
+                return out  # a closed shard, read to its end
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = response.get("Records", [])
+            for record in records:
                 sequence = record["dynamodb"]["SequenceNumber"]
                 if int(sequence) > int(end) or len(out) >= limit:
                     return out
                 body = {"eventName": record.get("eventName"), "dynamodb": record["dynamodb"]}
-                data = json.dumps(body, default=str).encode()
+                # B/BS values come back as bytes: base64 text, as in the stream's own JSON.
+                data = json.dumps(body, default=_json_default).encode()
                 out.append(StreamRecord(sequence, data, event_name=record.get("eventName")))
-        return out
-
-    @staticmethod
-    def _pages(fetch: Any, iterator: str | None, max_pages: int = 20) -> Iterable[list[Any]]:
-        # Bounded: an open shard returns empty pages forever; the range is closed, so an empty
-        # page after data (or the page cap) means we have everything that still exists.
-        for _ in range(max_pages):
-            if not iterator:
-                return
-            response = fetch(iterator)
-            records = response.get("Records", [])
-            if not records:
-                return
-            yield records
+            empty = 0 if records else empty + 1
+            if empty >= self.EMPTY_PAGES_AT_TIP:
+                return out
             iterator = response.get("NextShardIterator")
+        raise IncompleteRangeRead(
+            f"{shard_id} from {start}: not read to {end} in {self.MAX_PAGES} pages"
+        )
 
 
 class RecoveryLedger:
@@ -177,25 +207,38 @@ class RecoveryLedger:
         return int(response["Attributes"]["attempts"]["N"])
 
     def mark_quarantined(
-        self, record_id: str, *, kind: str, source: str, reason: str, s3_key: str
+        self,
+        record_id: str,
+        *,
+        kind: str,
+        source: str,
+        reason: str,
+        s3_key: str,
+        business_id: str | None = None,
     ) -> None:
+        """Index a quarantined record; ``business_id`` (its event or task id) helps find it."""
+        update = (
+            "SET #state = :q, kind = :kind, #source = :source, reason = :reason,"
+            " s3_key = :key, updated_at = :now, attempts = if_not_exists(attempts, :zero)"
+        )
+        values = {
+            ":q": {"S": "QUARANTINED"},
+            ":kind": {"S": kind},
+            ":source": {"S": source},
+            ":reason": {"S": reason[:1000]},
+            ":key": {"S": s3_key},
+            ":now": {"S": datetime.now(UTC).isoformat()},
+            ":zero": {"N": "0"},
+        }
+        if business_id:
+            update += ", business_id = :business"
+            values[":business"] = {"S": business_id[:64]}
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key={"record_id": {"S": record_id}},
-            UpdateExpression=(
-                "SET #state = :q, kind = :kind, #source = :source, reason = :reason,"
-                " s3_key = :key, updated_at = :now, attempts = if_not_exists(attempts, :zero)"
-            ),
+            UpdateExpression=update,
             ExpressionAttributeNames={"#state": "state", "#source": "source"},
-            ExpressionAttributeValues={
-                ":q": {"S": "QUARANTINED"},
-                ":kind": {"S": kind},
-                ":source": {"S": source},
-                ":reason": {"S": reason[:1000]},
-                ":key": {"S": s3_key},
-                ":now": {"S": datetime.now(UTC).isoformat()},
-                ":zero": {"N": "0"},
-            },
+            ExpressionAttributeValues=values,
         )
 
     def get(self, record_id: str) -> dict[str, Any] | None:
@@ -217,10 +260,8 @@ class QuarantineStore:
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
 
-    def put(self, key: str, body: bytes) -> None:
-        client("s3").put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
-        )
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
 
 def kinesis_put(stream_name: str, data: bytes, partition_key: str) -> str:
