@@ -16,6 +16,7 @@ DynamoDB iterator forever).
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -176,7 +177,9 @@ class _DynamoDBSource:
         out = []
         for item in shard.items[begin : begin + limit]:
             raw = item.record
-            dynamodb = copy.deepcopy(raw["dynamodb"])
+            # Binary (B, BS) as the stream's JSON carries it: base64 text. moto holds bytes,
+            # which no JSON payload can hold (one such item once killed the shard's worker).
+            dynamodb = _binary_as_base64(copy.deepcopy(raw["dynamodb"]))
             arrival = _epoch(dynamodb["ApproximateCreationDateTime"])
             dynamodb["ApproximateCreationDateTime"] = int(arrival)
             ordered = {
@@ -211,6 +214,16 @@ class _DynamoDBSource:
                 )
             )
         return out
+
+
+def _binary_as_base64(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {key: _binary_as_base64(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_binary_as_base64(item) for item in value]
+    return value
 
 
 def _epoch(value: Any) -> float:
