@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test test-unit test-infra test-local test-own-moto test-e2e synth lint format bench clean
+.PHONY: setup demo test chaos test-unit test-infra test-local test-own-moto test-e2e synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
 
@@ -58,8 +58,14 @@ test-local: setup
 test-own-moto: setup
 	$(PY) -m pytest -q -m own_moto tests/local
 
+# The end-to-end tests and a small attack suite share one cloud (tests/conftest.py).
 test-e2e: setup
-	$(PY) -m pytest -q tests/e2e
+	$(PY) -m pytest -q tests/e2e tests/chaos
+
+# The attack suite at full size: 1,000 malformed records across every entry point beside 1,000
+# valid events with duplicates and disorder; figures in tests/.artifacts/chaos.json.
+chaos: setup
+	CHAOS_RECORDS=1000 CHAOS_VALID=1000 $(PY) -m pytest -q -s tests/chaos
 
 synth: setup
 	$(CDK) synth --quiet

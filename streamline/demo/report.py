@@ -75,6 +75,8 @@ class Summary:
     conservation: ConservationReport
     seconds: dict[str, float]
     client_calls_per_event: float = 0.0
+    #: Recovery executions that ended FAILED (work left behind; a later run settled it).
+    recovery_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,11 @@ class Summary:
         ]
         for reason, count in self.conservation.quarantined_reasons.items():
             lines.append(f"  quarantined {count:>4} x {reason}")
+        if self.recovery_failures:
+            lines.append(
+                f"  {len(self.recovery_failures)} recovery executions failed and were rerun: "
+                + ", ".join(self.recovery_failures[:3])
+            )
         left = {name: n for name, n in self.left_in_queues.items() if n}
         lines.append(
             "left in DLQs  "

@@ -42,7 +42,9 @@ from streamline.local.state import DEFAULT_STATE_DIR
 __all__ = [
     "DemoError",
     "DemoOptions",
+    "RecoveryTally",
     "failure_queue_depths",
+    "process_and_recover",
     "quarantined_records",
     "run_demo",
     "run_pipeline",
@@ -292,8 +294,17 @@ def run_pipeline(
         "process",
         "processing until idle; the recovery workflow runs once the fault windows have passed",
     )
-    replayed, quarantined_count = _process_and_recover(
-        cloud, outputs, planned, options.timeout, progress.out
+    windows = [
+        datetime.fromisoformat(p.payload["chaos"]["transient_until"]).timestamp()
+        for p in planned
+        if p.fault == "transient" and isinstance(p.payload.get("chaos"), dict)
+    ]
+    tally = process_and_recover(
+        cloud,
+        outputs,
+        timeout=options.timeout,
+        recover_from=max(windows, default=0.0) + 0.2,
+        out=progress.out,
     )
     progress.done()
 
@@ -306,8 +317,7 @@ def run_pipeline(
         faults,
         window_start,
         calls_before,
-        replayed,
-        quarantined_count,
+        tally,
     )
     progress.done()
     summary.seconds = {**progress.steps, "total": time.monotonic() - progress.started}
@@ -353,31 +363,44 @@ def _produce(
     return sent_at
 
 
-def _process_and_recover(
+@dataclass
+class RecoveryTally:
+    """What the recovery executions of a run did, over all of them."""
+
+    replayed: int = 0
+    quarantined: int = 0
+    executions: int = 0
+    #: Executions that ended other than SUCCEEDED (RecoveryIncomplete: work left for a rerun).
+    failed: list[str] = dataclasses.field(default_factory=list)
+
+
+def process_and_recover(
     cloud: Any,
     outputs: Mapping[str, str],
-    planned: Sequence[Any],
+    *,
     timeout: float,
-    out: Callable[[str], None],
+    recover_from: float = 0.0,
+    out: Callable[[str], None] = print,
     report_every: float = 15.0,
-) -> tuple[int, int]:
+    max_idle_passes: int = MAX_RECOVERY_PASSES,
+    on_wait: Callable[[Any], None] | None = None,
+) -> RecoveryTally:
     """Wait until the pipeline is idle and the failure queues are empty, running the recovery
     workflow (as its schedule would on AWS) whenever a queue holds failures and no run is on.
 
-    Recovery waits for the injected fault windows to close: a transient fault replayed inside
-    its window would just fail again. Returns (replayed, quarantined) over all runs.
+    Recovery starts at ``recover_from`` (epoch seconds): a transient fault replayed inside its
+    window would just fail again. An execution that ends FAILED left work behind (a record it
+    could not settle); like the schedule, the next pass runs again, at most ``max_idle_passes``
+    times once the pipeline is idle. ``on_wait(cloud)`` runs on every poll (tests advance a
+    manual clock there).
     """
     sfn = cloud.client("stepfunctions")
-    windows = [
-        datetime.fromisoformat(p.payload["chaos"]["transient_until"]).timestamp()
-        for p in planned
-        if p.fault == "transient" and isinstance(p.payload.get("chaos"), dict)
-    ]
-    recover_from = max(windows, default=0.0) + 0.2
+    sqs = cloud.client("sqs")
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + report_every
     running: list[str] = []
-    passes = idle_passes = replayed = quarantined = 0
+    tally = RecoveryTally()
+    passes = idle_passes = 0
     while True:
         for arn in list(running):
             execution = sfn.describe_execution(executionArn=arn)
@@ -385,21 +408,23 @@ def _process_and_recover(
                 continue
             running.remove(arn)
             if execution["status"] != "SUCCEEDED":
-                raise DemoError(f"recovery execution {arn} ended {execution['status']}")
+                tally.failed.append(f"{arn.rsplit(':', 1)[-1]} {execution['status']}")
+                continue
             result = json.loads(execution.get("output") or "{}")
-            replayed += int(result.get("replayed", 0))
-            quarantined += int(result.get("quarantined", 0))
+            tally.replayed += int(result.get("replayed", 0))
+            tally.quarantined += int(result.get("quarantined", 0))
         if not running and time.time() >= recover_from:
-            depth = failure_queue_depths(cloud, outputs)
+            depth = failure_queue_depths(cloud, outputs, sqs)
             busy = bool(cloud.busy())
             # While records still flow, wait for a full execution's worth (10 per queue) rather
             # than running for every stray message; once idle, run until the queues are empty.
             if any(depth.values()) and (not busy or max(depth.values()) >= 10):
                 if not busy:
                     idle_passes += 1
-                    if idle_passes > MAX_RECOVERY_PASSES:
+                    if idle_passes > max_idle_passes:
                         raise DemoError(
                             f"failure queues still hold messages after {passes} recovery runs"
+                            + (f" ({len(tally.failed)} failed)" if tally.failed else "")
                         )
                 passes += 1
                 # One execution drains up to 10 messages per failure queue (its state must stay
@@ -413,6 +438,7 @@ def _process_and_recover(
                     )["executionArn"]
                     for _ in range(runs)
                 ]
+                tally.executions += runs
                 queued = ", ".join(f"{name} {n}" for name, n in depth.items() if n)
                 out(f"           recovery run {passes}: {runs} executions for {queued}")
             elif not busy and not any(depth.values()):
@@ -421,16 +447,18 @@ def _process_and_recover(
                 except TimeoutError:
                     pass
                 else:
-                    if not any(failure_queue_depths(cloud, outputs).values()):
-                        return replayed, quarantined
+                    if not any(failure_queue_depths(cloud, outputs, sqs).values()):
+                        return tally
         if time.monotonic() > deadline:
             raise DemoError(f"the pipeline is still busy after {timeout:g} s: {cloud.busy()}")
         if time.monotonic() >= next_report:
             next_report += report_every
             out(
-                f"           still busy: {_backlog(cloud)}; replayed {replayed}, "
-                f"quarantined {quarantined} so far"
+                f"           still busy: {_backlog(cloud)}; replayed {tally.replayed}, "
+                f"quarantined {tally.quarantined} so far"
             )
+        if on_wait is not None:
+            on_wait(cloud)
         time.sleep(0.5)
 
 
@@ -444,8 +472,11 @@ def _backlog(cloud: Any) -> str:
     return f"{backlog} records in sources, {pending} async events"
 
 
-def failure_queue_depths(cloud: Any, outputs: Mapping[str, str]) -> dict[str, int]:
-    sqs = cloud.client("sqs")
+def failure_queue_depths(
+    cloud: Any, outputs: Mapping[str, str], sqs: Any | None = None
+) -> dict[str, int]:
+    """Messages (visible or in flight) in each failure queue, by short name."""
+    sqs = sqs or cloud.client("sqs")
     depths: dict[str, int] = {}
     for output, name in FAILURE_QUEUES.items():
         attributes = sqs.get_queue_attributes(
@@ -506,8 +537,7 @@ def _collect(
     faults: Mapping[str, int],
     window_start: float,
     calls_before: Mapping[tuple[str, str, str], int],
-    replayed: int,
-    quarantined_count: int,
+    tally: RecoveryTally,
 ) -> Summary:
     from streamline.local.api_calls import API_CALLS
 
@@ -565,8 +595,9 @@ def _collect(
         produced={path: len(events) for path, events in by_path.items()},
         faults=dict(faults),
         stages=stages,
-        replayed=replayed,
-        quarantined=quarantined_count,
+        replayed=tally.replayed,
+        quarantined=tally.quarantined,
+        recovery_failures=tally.failed,
         left_in_queues=failure_queue_depths(cloud, outputs),
         latency_ms=latency,
         cold_starts=cold_starts,

@@ -22,7 +22,7 @@ from streamline.demo.run import (
     scan_table,
 )
 from streamline.producers import generate_events
-from tests.e2e.conftest import E2E
+from tests.conftest import E2E
 from tests.orders import order_event
 
 pytestmark = pytest.mark.e2e
