@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.errors import PoisonRecordError
-from orderflow.events import parse_event
+from orderflow.events import parse_event, read_json
 
 from streamline.ops.target import Target, TargetError, add_target_arguments
 from streamline.producers.base import Producer
@@ -181,11 +181,12 @@ def read_events_file(source: str) -> list[PlannedEvent]:
         if not line.strip():
             continue
         try:
-            payload = json.loads(line)
+            # Bounded like the pipeline's own parsers: any line is an event or a reason.
+            payload = read_json(line, what="line")
             if not isinstance(payload, dict):
                 raise InvalidEventError("not a JSON object")
             event = parse_event(line)
-        except (ValueError, PoisonRecordError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, PoisonRecordError) as exc:
             raise InvalidEventError(f"{name}:{number}: {exc}") from None
         fault: Fault = "transient" if event.chaos else "none"
         events.append(

@@ -69,6 +69,8 @@ def read_event(source: str) -> bytes:
         json.loads(raw)
     except ValueError as exc:
         raise InvokeError(f"event {name} is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvokeError(f"event {name} is nested too deeply to be a Lambda event") from None
     return raw
 
 
@@ -100,7 +102,7 @@ def run_invoke(args: argparse.Namespace, target: Target | None = None) -> int:
     body = response["Payload"].read()
     try:
         print(json.dumps(json.loads(body), indent=2))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or too deep to pretty-print: as it came
         print(body.decode("utf-8", errors="replace"))
     error = response.get("FunctionError")
     if error:

@@ -241,6 +241,26 @@ def test_a_bad_argument_is_one_line_and_exit_2(
     assert err.count("\n") == 1 and reason in err, err
 
 
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["produce", "kinesis", "--file"], "recursion limit"),
+        (["invoke", "ingest", "--event"], "nested too deeply"),
+    ],
+)
+def test_a_deeply_nested_file_is_one_line_and_exit_2(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 5000 + "]" * 5000 + "}\n")
+
+    code = main([*argv, str(deep), "--state-dir", str(tmp_path)])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and reason in err, err
+
+
 def test_without_a_cloud_produce_says_so_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
