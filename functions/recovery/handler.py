@@ -200,14 +200,15 @@ def _omitted_payload(envelope: PoisonEnvelope, reader: StreamReader) -> str:
 
 def _is_transient_aws_error(exc: BaseException) -> bool:
     """A throttle, a 5xx or a lost connection: worth another run, not a verdict on the record."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
     if isinstance(exc, IncompleteRangeRead):
         return True
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         return code not in _RANGE_GONE and classify(exc) is ErrorKind.TRANSIENT
-    return isinstance(exc, BotoCoreError)
+    # A parameter the SDK refuses (a forged shard id too short to be one) never gets better.
+    return isinstance(exc, BotoCoreError) and not isinstance(exc, ParamValidationError)
 
 
 def _deferred_item(

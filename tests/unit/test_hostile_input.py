@@ -477,13 +477,15 @@ def test_a_valid_event_replaces_an_item_a_careless_writer_left(pipeline: Any) ->
     assert OrdersRepository(pipeline.orders_table).get("o-corrupt") == state_for(event)
 
 
+@pytest.mark.parametrize("shard", ["shardId-000000000000", "shardId-0"], ids=["gone", "short"])
 def test_an_on_failure_record_naming_a_stream_that_is_not_there_is_quarantined(
-    pipeline: Any, load_function: Any, context: Any
+    pipeline: Any, load_function: Any, context: Any, shard: str
 ) -> None:
-    """Not "deferred" forever: no run can ever read it, so it is kept for a human with why."""
+    """Not "deferred" forever: no run can ever read it, so it is kept for a human with why
+    (a shard id the SDK refuses as too short, too)."""
     gone = {
         "KinesisBatchInfo": {
-            "shardId": "shardId-000000000000",
+            "shardId": shard,
             "startSequenceNumber": "1",
             "endSequenceNumber": "2",
             "streamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/never-was",
@@ -497,4 +499,33 @@ def test_an_on_failure_record_naming_a_stream_that_is_not_there_is_quarantined(
 
     (item,) = out["items"]
     assert item["classification"] == "poison"
-    assert "cannot be read" in item["reason"] and "never-was" in item["reason"]
+    assert "cannot be read" in item["reason"]
+
+
+def test_a_forged_dynamodb_range_the_sdk_refuses_is_quarantined_not_deferred(
+    pipeline: Any, load_function: Any, context: Any
+) -> None:
+    # DynamoDB Streams' shard ids are at least 28 characters, sequence numbers at least 21:
+    # botocore refuses these before any request (ParamValidationError), every run the same.
+    forged = {
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-0",
+            "startSequenceNumber": "1",
+            "endSequenceNumber": "2",
+            "streamArn": pipeline.orders_stream_arn,
+        }
+    }
+    boto3.client("sqs").send_message(
+        QueueUrl=pipeline.queues["changes-failures"], MessageBody=json.dumps(forged)
+    )
+    source = {
+        "name": "changes-failures",
+        "kind": "dynamodb-failure",
+        "queueUrl": pipeline.queues["changes-failures"],
+        "target": {"type": "lambda", "functionName": "changes"},
+    }
+
+    out = load_function("recovery").drain({"source": source}, context)
+
+    (item,) = out["items"]
+    assert item["classification"] == "poison" and "cannot be read" in item["reason"]
