@@ -298,7 +298,10 @@ def parse_failure_message(body: str, kind: str = "sqs-dlq") -> FailureMessage:
         return Unreadable("failure message is not a JSON object", raw_text(body))
     if str(doc.get("streamline", "")).startswith("poison/"):
         record = doc.get("record")
-        record = record if isinstance(record, Mapping) else {}
+        if not isinstance(record, Mapping):
+            # Nothing to take the payload from: the whole message is what there is to keep.
+            said = str(doc.get("reason") or "")[:200]
+            return Unreadable(f"poison envelope without its record ({said})", raw_text(body))
         envelope_id = doc.get("envelopeId")
         if not (isinstance(envelope_id, str) and _ENVELOPE_ID.fullmatch(envelope_id)):
             envelope_id = None  # not ours (forged or truncated): the content names it instead

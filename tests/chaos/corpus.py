@@ -209,7 +209,6 @@ def _body(token: str, task_kind: str, rng: random.Random) -> tuple[str, str]:
         # 257 characters: one over the bound, in multi-byte text
         return "unicode-long", _json(_task(token, task_kind, customer_id="\u202e" + "é" * 256))
     kind, override = rng.choice(_FIELD_FAULTS)
-    override = {k: v for k, v in override.items() if k != "event_id"}
     return kind, _json(_task(token, task_kind, **override))
 
 
@@ -224,7 +223,6 @@ def _invoke_payload(token: str, rng: random.Random) -> tuple[str, str]:
     if choice == 3:
         return "missing-kind", _json(_task(token, "notify", kind=_DROP))
     kind, override = rng.choice(_FIELD_FAULTS)
-    override = {k: v for k, v in override.items() if k != "event_id"}
     return kind, _json(_task(token, "notify", **override))
 
 

@@ -164,6 +164,7 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
         "malformed_quarantined": len(attacks) - len(lost),
         "malformed_not_quarantined": [f"{a.entry}/{a.kind} {a.token}" for a in lost[:20]],
         "quarantine_documents": len(texts),
+        "quarantined_by_source": _quarantined_by_source(cloud, outputs),
         "recovery_executions": tally.executions,
         "recovery_executions_failed": len(tally.failed),
         "replayed": tally.replayed,
@@ -188,6 +189,14 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
     assert not lost, figures["malformed_not_quarantined"]
     assert not any(depths.values()), depths
     assert not stalled, stalled
+
+
+def _quarantined_by_source(cloud: Any, outputs: dict[str, str]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for item in scan_table(cloud, outputs["RecoveryTableName"]):
+        if item.get("state") == "QUARANTINED":
+            counts[str(item.get("source"))] += 1
+    return dict(counts)
 
 
 def _notifications(events: list[Any]) -> list[str]:

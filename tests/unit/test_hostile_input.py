@@ -529,3 +529,17 @@ def test_a_forged_dynamodb_range_the_sdk_refuses_is_quarantined_not_deferred(
 
     (item,) = out["items"]
     assert item["classification"] == "poison" and "cannot be read" in item["reason"]
+
+
+def test_envelopes_without_a_record_are_kept_apart_whole() -> None:
+    """Two forged envelopes with nothing inside once shared one quarantine key ("{}")."""
+    first, second = (
+        json.dumps({"streamline": "poison/1", "reason": f"forged {n}", "record": "nope"})
+        for n in (1, 2)
+    )
+
+    parsed = [parse_failure_message(body, "changes-failures") for body in (first, second)]
+
+    assert [type(p).__name__ for p in parsed] == ["Unreadable", "Unreadable"]
+    assert parsed[0].raw != parsed[1].raw
+    assert "forged 1" in parsed[0].reason
