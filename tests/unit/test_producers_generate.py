@@ -196,7 +196,7 @@ def test_an_events_file_is_read_and_validated_line_by_line(tmp_path: Path) -> No
     ("line", "reason"),
     [
         (good_line(amount_cents=-1), "amount_cents"),
-        ('{"event_id": ', "Expecting value"),
+        ('{"event_id": ', "line is not JSON"),
         ("[1, 2]", "not a JSON object"),
     ],
 )
