@@ -265,6 +265,37 @@ def builtin_triggers_off() -> None:
         _replace(cls, "lambda_event_source_mappings", sink)
 
 
+@_patch("moto.dynamodb.models:DynamoDBBackend.update_item")
+def update_item_writes_one_stream_record() -> None:
+    """UpdateItem on a new item: one INSERT holding the whole item, as DynamoDB Streams write it.
+
+    moto creates the item by putting its bare key first, which records an INSERT of the key
+    alone, then records the update as a second INSERT. A consumer met an image with nothing but
+    the key (every order written by UpdateItem looked like poison to ``changes``).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    _replace(
+        DynamoDBBackend,
+        "update_item",
+        _rewrite_method(
+            DynamoDBBackend,
+            "update_item",
+            [
+                (
+                    "table.put_item(data)\n",
+                    # (moto's source, dedented: this line sits 8 spaces in)
+                    "_shard, table.stream_shard = table.stream_shard, None\n"
+                    "        try:\n"
+                    "            table.put_item(data)\n"
+                    "        finally:\n"
+                    "            table.stream_shard = _shard\n",
+                )
+            ],
+        ),
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # (b) Lambda invocations routed to our runner and async engine
 

@@ -30,6 +30,7 @@ __all__ = [
     "not_quarantined",
     "quarantine_texts",
     "send_all",
+    "unexplained",
 ]
 
 #: Share of the malformed records per entry point (recovery inputs: forged failure messages).
@@ -389,6 +390,12 @@ def _decoded_strings(value: Any, depth: int = 0) -> Iterator[str]:
                 yield base64.b64decode(encoded, validate=True).decode("latin-1")
             except ValueError:
                 return
+
+
+def unexplained(attacks: Iterable[Attack], texts: Sequence[str]) -> list[str]:
+    """Quarantined records that hold no attack's token: valid data taken for poison."""
+    tokens = [attack.token for attack in attacks]
+    return [text[:300] for text in texts if not any(token in text for token in tokens)]
 
 
 def not_quarantined(attacks: Iterable[Attack], texts: Sequence[str]) -> list[Attack]:

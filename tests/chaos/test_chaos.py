@@ -8,8 +8,9 @@ inputs (forged messages on all five failure queues). Then the pipeline runs to i
 recovery workflow until every failure queue is empty.
 
 The verdict: every valid event is in the sink exactly once (the conservation check of the
-demo, on the written effects contract), every malformed record is quarantined with a reason,
-every failure queue is empty, and no mapping is stalled (enabled, no backlog).
+demo, on the written effects contract), every malformed record is quarantined with a reason
+and nothing else is (no valid record taken for poison), every failure queue is empty, and no
+mapping is stalled (enabled, no backlog).
 
 Scale: ``CHAOS_RECORDS`` malformed records (default 120, the small run inside ``make test``;
 ``make chaos`` runs 1,000) beside ``CHAOS_VALID`` valid events (default the same number).
@@ -43,7 +44,13 @@ from streamline.producers import (
     SqsProducer,
     generate_events,
 )
-from tests.chaos.corpus import malformed, not_quarantined, quarantine_texts, send_all
+from tests.chaos.corpus import (
+    malformed,
+    not_quarantined,
+    quarantine_texts,
+    send_all,
+    unexplained,
+)
 from tests.conftest import E2E
 
 pytestmark = pytest.mark.chaos
@@ -147,6 +154,8 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
     verdict = check(by_path, effects, quarantined_records(cloud, outputs))
     texts = quarantine_texts(cloud.client, outputs)
     lost = not_quarantined(attacks, texts)
+    # The valid events here have no fault: nothing of theirs may be taken for poison.
+    mistaken = unexplained(attacks, texts)
     depths = failure_queue_depths(cloud, outputs)
     stalled = _stalled(cloud)
 
@@ -164,6 +173,7 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
         "malformed_quarantined": len(attacks) - len(lost),
         "malformed_not_quarantined": [f"{a.entry}/{a.kind} {a.token}" for a in lost[:20]],
         "quarantine_documents": len(texts),
+        "quarantined_but_valid": mistaken[:10],
         "quarantined_by_source": _quarantined_by_source(cloud, outputs),
         "recovery_executions": tally.executions,
         "recovery_executions_failed": len(tally.failed),
@@ -187,6 +197,7 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
     assert verdict.ok, verdict.problems(20)
     assert verdict.delivered == len(valid)
     assert not lost, figures["malformed_not_quarantined"]
+    assert not mistaken, mistaken[:5]
     assert not any(depths.values()), depths
     assert not stalled, stalled
 

@@ -160,6 +160,45 @@ def test_dynamodb_stream_records_are_not_cleared_by_a_mapping(
     assert recorder.sync == []
 
 
+def test_update_item_of_a_new_item_writes_one_insert_with_the_whole_item(
+    cloud: LocalCloud,
+) -> None:
+    """moto recorded the bare key first: an INSERT whose image held only the key."""
+    ddb = cloud.client("dynamodb")
+    table = f"t-{uuid.uuid4().hex[:8]}"
+    stream_arn = ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "k"}},
+        UpdateExpression="SET v = :v",
+        ExpressionAttributeValues={":v": {"N": "1"}},
+    )
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "k"}},
+        UpdateExpression="SET v = :v",
+        ExpressionAttributeValues={":v": {"N": "2"}},
+    )
+
+    streams = cloud.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [(r["eventName"], r["dynamodb"]["NewImage"]) for r in records] == [
+        ("INSERT", {"pk": {"S": "k"}, "v": {"N": "1"}}),
+        ("MODIFY", {"pk": {"S": "k"}, "v": {"N": "2"}}),
+    ]
+
+
 def test_kinesis_put_does_not_invoke_a_mapped_function(
     cloud: LocalCloud, recorder: RecordingInvoker
 ) -> None:
