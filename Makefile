@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test chaos test-unit test-infra test-local test-own-moto test-e2e synth lint format bench clean
+.PHONY: setup demo test chaos test-unit test-infra test-local test-cloud test-own-moto test-e2e synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
 
@@ -37,13 +37,16 @@ demo: setup
 	$(VENV)/bin/streamline demo $(ARGS)
 
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
-# process with the local cloud: each local suite runs in its own pytest session.
-# The own-moto local tests and the end-to-end tests start their own servers in their own
-# processes, so they run side by side (-O prints each suite's output when it ends).
+# process with the local cloud: each local suite runs in its own pytest session. The three
+# cloud suites (the session cloud's, the ones that start clouds of their own, and the end-to-end
+# one) each have their own processes, so they run two at a time (-O prints each suite's output
+# when it ends); their tests wait for conditions, never for time, so a busy CPU only slows them.
 test: setup
 	$(PY) -m pytest -q -n 2 tests/unit tests/infra
+	$(MAKE) --no-print-directory -j2 -O test-cloud test-own-moto test-e2e
+
+test-cloud: setup
 	$(PY) -m pytest -q -m cloud tests/local
-	$(MAKE) --no-print-directory -j2 -O test-own-moto test-e2e
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -55,8 +58,10 @@ test-local: setup
 	$(PY) -m pytest -q -m own_moto tests/local
 	$(PY) -m pytest -q -m cloud tests/local
 
+# Tests that start clouds of their own (in-process or as processes they can SIGKILL).
 test-own-moto: setup
 	$(PY) -m pytest -q -m own_moto tests/local
+	$(PY) -m pytest -q tests/crash
 
 # The end-to-end tests and a small attack suite share one cloud (tests/conftest.py).
 test-e2e: setup

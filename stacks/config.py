@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ class StageConfig:
     max_receive_count: int
     ingest_parallelization_factor: int
     alarms: AlarmThresholds = field(repr=False)
+    #: The pipeline functions' timeout; queue visibility timeouts follow it (6x, AWS's advice).
+    function_timeout_seconds: int = 30
 
     @property
     def removal_policy(self) -> RemovalPolicy:
@@ -80,6 +83,12 @@ class StageConfig:
         """Read context `stage` (default "dev") and its entry in context `stages`."""
         stage = scope.node.try_get_context("stage") or "dev"
         stages = scope.node.try_get_context("stages")
+        if isinstance(stages, str):
+            # `cdk deploy -c stages='{...}'`: a stage defined on the command line (tests do).
+            try:
+                stages = json.loads(stages)
+            except ValueError as exc:
+                raise StageConfigError(f"context 'stages' is not JSON: {exc}") from None
         if not isinstance(stages, dict) or not stages:
             raise StageConfigError(
                 "CDK context 'stages' is missing: run cdk from the project root (cdk.json)"
@@ -122,6 +131,11 @@ class StageConfig:
                 raw, "ingestParallelizationFactor", where, minimum=1, maximum=10
             ),
             alarms=_alarms(alarms, f"{where}.alarms"),
+            function_timeout_seconds=(
+                _int(raw, "functionTimeoutSeconds", where, minimum=3, maximum=900)
+                if "functionTimeoutSeconds" in raw
+                else 30
+            ),
         )
 
 

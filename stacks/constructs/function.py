@@ -47,6 +47,7 @@ class FunctionSettings:
     chaos_enabled: bool
     powertools_layer_version: int
     code_dir: Path = FUNCTIONS_DIR
+    timeout_seconds: int = 30
 
     @classmethod
     def from_stage(cls, config: StageConfig) -> FunctionSettings:
@@ -57,6 +58,7 @@ class FunctionSettings:
             removal_policy=config.removal_policy,
             chaos_enabled=config.chaos_enabled,
             powertools_layer_version=config.powertools_layer_version,
+            timeout_seconds=config.function_timeout_seconds,
         )
 
 
@@ -66,7 +68,6 @@ class PipelineFunction(Construct):
     # the latest Python Lambda runtime (cdk-nag L1); Powertools publishes its V3 layer for it
     RUNTIME = lambda_.Runtime.PYTHON_3_14
     ARCHITECTURE = lambda_.Architecture.ARM_64
-    DEFAULT_TIMEOUT = Duration.seconds(30)
     LOG_LEVEL = "INFO"
     POWERTOOLS_ACCOUNT = "017000801446"
     # test code and bytecode never ship; the asset hash then only changes with real code
@@ -90,7 +91,7 @@ class PipelineFunction(Construct):
         self.service = service
         self.handler = handler
         self.settings = settings
-        self.timeout = timeout or self.DEFAULT_TIMEOUT
+        self.timeout = timeout or Duration.seconds(settings.timeout_seconds)
         self.handler_file, self.handler_symbol = resolve_handler(settings.code_dir, handler)
         self.log_group = self._build_log_group()
         self.role = self._build_role()

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -50,6 +51,7 @@ from streamline.local.contracts import (
 )
 
 if TYPE_CHECKING:
+    from streamline.local.durability import Mutations
     from streamline.local.metrics import MetricsPublisher
 
 __all__ = [
@@ -84,6 +86,8 @@ class _Event:
     throttle_delay: float = 0.0
     last: InvokeResult | None = None
     last_error_code: int = 200
+    #: Waiting in the engine (queued or scheduled for a retry), as opposed to settled.
+    pending: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,9 @@ class AsyncEngine:
 
     #: Set by LocalCloud: receives AWS/Lambda's asynchronous-invocation metrics.
     metrics: MetricsPublisher | None = None
+    #: Set by LocalCloud: journals each event accepted and settled (``durability``), so an
+    #: accepted event survives a crash of the cloud.
+    mutations: Mutations | None = None
 
     def __init__(
         self,
@@ -226,6 +233,9 @@ class AsyncEngine:
             trace_header=trace_header,
             enqueued_at=self._clock.now(),
         )
+        if self.mutations is not None:
+            # Journaled before the 202: an acknowledged event is never lost to a crash.
+            self.mutations.record_async("accept", event)
         with self._lock:
             self._stats.submitted += 1
         if self.metrics is not None:
@@ -311,6 +321,7 @@ class AsyncEngine:
     # -- scheduling ----------------------------------------------------------------------------
 
     def _schedule(self, event: _Event, delay: float) -> None:
+        event.pending = True
         with self._lock:
             heapq.heappush(self._heap, (self._clock.now() + delay, next(self._seq), event))
         self._wake.set()
@@ -335,12 +346,22 @@ class AsyncEngine:
             event = self._ready.get()
             if event is None:
                 return
+            event.pending = False
             try:
                 self._attempt(event)
-            except Exception as exc:  # one bad event must not kill a worker
+            except Exception as exc:  # one bad event must not kill a worker, nor be lost
                 _log.exception("async invocation %s failed unexpectedly", event.request_id)
-                self._note_error(f"{event.function}: {exc}")
+                self._note_error(f"{event.function}: {type(exc).__name__}: {exc}")
+                # Tried again with backoff (as a throttle is) until it settles or grows too old.
+                event.throttle_delay = min(
+                    _THROTTLE_MAX_DELAY, (event.throttle_delay * 2) or _THROTTLE_FIRST_DELAY
+                )
+                self._schedule(event, event.throttle_delay)
             finally:
+                if not event.pending and self.mutations is not None:
+                    # Settled (delivered, dropped or failed for good): no restart runs it again.
+                    with contextlib.suppress(Exception):
+                        self.mutations.record_async("done", event.request_id)
                 with self._lock:
                     self._in_flight -= 1
 
@@ -584,6 +605,8 @@ class AsyncEngine:
         with self._lock:
             self._stats.deliveries += 1
 
-    def _note_error(self, message: str) -> None:
+    def _note_error(self, message: str, function: str = "") -> None:
         with self._lock:
             self._stats.last_error = message
+        if self.metrics is not None:
+            self.metrics.engine_error("async", function or message.split(":", 1)[0])

@@ -25,10 +25,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from streamline.local import patches, persistence
+from streamline.local import durability, patches
 from streamline.local.alarms import AlarmEvaluator
 from streamline.local.api_calls import API_CALLS
 from streamline.local.contracts import Clock, SystemClock
+from streamline.local.durability import Durability, Mutations, Passthrough, RestoreReport
 from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
@@ -50,18 +51,30 @@ _active_lock = threading.Lock()
 _active: LocalCloud | None = None
 
 
-def make_client(service: str, endpoint_url: str) -> Any:
-    """A boto3 client for the local endpoint with the test credentials."""
+def make_client(service: str, endpoint_url: str, *, read_timeout: float | None = None) -> Any:
+    """A boto3 client for the local endpoint with the test credentials.
+
+    ``read_timeout`` (seconds) bounds a call to a cloud that stopped answering, with one retry
+    (status commands use it: a hung cloud is an error in seconds, not minutes).
+    """
     import boto3
     from botocore.config import Config
 
+    if read_timeout is None:
+        config = Config(retries={"mode": "standard", "max_attempts": 3})
+    else:
+        config = Config(
+            connect_timeout=min(5.0, read_timeout),
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": 2},
+        )
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=config,
     )
 
 
@@ -126,8 +139,9 @@ class LocalCloud:
     (tests inject fakes); by default they are imported lazily from ``streamline.local``.
     ``publish=True`` records the endpoint in the state dir so the CLI can find it.
     ``alarm_interval`` is how often (clock seconds) the deployed alarms are evaluated.
-    ``persist=True`` saves moto's state and the queued asynchronous events in the state dir on
-    ``stop`` and loads them on ``start``: a restarted cloud goes on where it stopped.
+    ``persist=True`` journals every change in the state dir and restores it on ``start``
+    (``streamline.local.durability``): a cloud that was stopped, or killed at any moment, goes
+    on where it was.
     """
 
     def __init__(
@@ -142,10 +156,12 @@ class LocalCloud:
         publish: bool = False,
         alarm_interval: float = 60.0,
         persist: bool = False,
+        allowed_origins: frozenset[str] = frozenset(),
     ) -> None:
         self.state = StateDir(state_dir)
         self.clock: Clock = clock or SystemClock()
-        self.server = MotoServer(port)
+        # Loopback only, for its owner: browsers only from ``allowed_origins`` (server.py).
+        self.server = MotoServer(port, allowed_origins=allowed_origins)
         self.backends = self.server.backends
         self.runner: Any | None = None
         self.async_engine: Any | None = None
@@ -161,6 +177,12 @@ class LocalCloud:
         self._publish = publish
         self._persist = persist
         self._started = False
+        #: The journal and snapshots (``persist=True``), else None; see ``durability``.
+        self.durability: Durability | None = None
+        #: How engines change moto's state: journaled when persisting, else directly.
+        self.mutations: Mutations = Passthrough(self.backends)
+        #: What the last start restored (``persist=True``).
+        self.restored: RestoreReport | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,8 +210,8 @@ class LocalCloud:
             _quiet_moto()
             self.state.ensure()
             patches.apply_all()
-            if self._persist and self.state.root.joinpath(persistence.STATE_FILE).exists():
-                persistence.load(self.state.root / persistence.STATE_FILE, self.backends.lock)
+            if self._persist:
+                self._restore()
             self.server.start()
             # Functions and in-process SDK calls (Step Functions integrations) must never
             # reach real AWS from here.
@@ -200,9 +222,14 @@ class LocalCloud:
             if self.runner is not None:
                 self.runner.xray_address = self.xray_daemon.address
             self.async_engine = async_factory(self) if async_factory else None
-            if self._persist and self.async_engine is not None:
-                self.async_engine.restore(persistence.load_events(self.state.root))
+            if self.async_engine is not None:
+                self.async_engine.mutations = self.mutations
+                if self.restored is not None and self.restored.async_events:
+                    now = self.clock.now()
+                    self.async_engine.restore([(now, e) for e in self.restored.async_events])
             self.esm = esm_factory(self) if esm_factory else None
+            if self.esm is not None:
+                self.esm.ctx.mutations = self.mutations
             # The ESM engine reports through its invoker (the runner).
             for part in (self.runner, self.async_engine):
                 if part is not None:
@@ -224,6 +251,18 @@ class LocalCloud:
             raise
         return self
 
+    def _restore(self) -> None:
+        """Load the snapshot, replay the journal, and journal from here on (``persist``)."""
+        from streamline.local.server import moto_app
+
+        store = Durability(self.state.root, self.backends, moto_app())
+        self.restored = store.restore()
+        store.open()
+        self.durability = store
+        self.mutations = store
+        self.server.durability = store
+        durability.ACTIVE = store
+
     def stop(self) -> None:
         """Stop the engines, the runner and the server; forget the published endpoint."""
         global _active
@@ -235,13 +274,14 @@ class LocalCloud:
                     getattr(engine, method)()
                 except Exception as exc:  # keep stopping the rest
                     errors.append(exc)
-        if self._persist and self._started:
+        if self.durability is not None:
+            # Everything is in the journal already: down only makes it durable on disk.
             try:
-                persistence.save(self.state.root / persistence.STATE_FILE, self.backends.lock)
-                pending = self.async_engine.pending() if self.async_engine is not None else []
-                persistence.save_events(self.state.root, pending)
+                self.durability.close()
             except Exception as exc:
                 errors.append(exc)
+            durability.ACTIVE = None
+            self.server.durability = None
         for engine, method in (
             (self.runner, "shutdown"),
             (self.metrics, "stop"),
@@ -353,12 +393,30 @@ class LocalCloud:
             for m in mappings
             if m.get("last_error")
         ]
+        async_status = self.async_engine.status() if self.async_engine is not None else {}
+        if async_status.get("last_error"):
+            errors.append({"engine": "async", "error": async_status["last_error"]})
+        if self.esm is not None and getattr(self.esm, "last_error", None):
+            errors.append({"engine": "esm", "error": self.esm.last_error})
+        restored = None
+        if self.restored is not None:
+            restored = {
+                "snapshot_seq": self.restored.snapshot_seq,
+                "replayed": self.restored.replayed,
+                "seconds": round(self.restored.seconds, 3),
+                "aborted_executions": self.restored.aborted_executions,
+                "warnings": self.restored.warnings,
+            }
+            errors += [{"engine": "restore", "error": w} for w in self.restored.warnings]
         return {
             "endpoint_url": self.endpoint_url,
             "account": ACCOUNT_ID,
             "region": REGION,
             "functions": functions,
             "mappings": mappings,
+            "async": async_status,
+            "durability": self.durability.status() if self.durability is not None else None,
+            "restored": restored,
             "errors": errors,
             "busy": self.busy(),
         }

@@ -181,6 +181,17 @@ class MetricsPublisher:
                 now,
             )
 
+    def engine_error(self, engine: str, function: str) -> None:
+        """An error one of the local cloud's engines met (``Streamline/LocalCloud``): the
+        worker retries, and an alarm on this metric sees that it does."""
+        self.record(
+            "Streamline/LocalCloud",
+            "EngineErrors",
+            1,
+            "Count",
+            {"Engine": engine, "FunctionName": function_name(function)},
+        )
+
     def count(self, function: str, name: str, value: float = 1) -> None:
         """A Lambda ``Count`` metric (the async ones: AsyncEventsReceived, ...)."""
         self.record("AWS/Lambda", name, value, "Count", {"FunctionName": function_name(function)})

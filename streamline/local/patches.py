@@ -27,12 +27,12 @@ import inspect
 import json
 import textwrap
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from streamline.local import durability
 from streamline.local.contracts import (
     AsyncSubmitter,
     FunctionNotFound,
@@ -224,6 +224,9 @@ def _no_engine(kind: str) -> Exception:
 def _submit_async(
     function_arn: str, payload: bytes, qualifier: str | None, trace: str | None
 ) -> str:
+    if durability.replaying():
+        # The event was journaled when the async engine accepted it: replay brings it back.
+        return "replayed"
     if _submitter is None:
         raise _no_engine("async-invocation engine")
     return _submitter.submit(function_arn, payload, qualifier=qualifier, trace_header=trace)
@@ -263,6 +266,30 @@ def builtin_triggers_off() -> None:
     sink = property(lambda self: {}, lambda self, value: None)
     for cls in (Queue, Stream, Table):
         _replace(cls, "lambda_event_source_mappings", sink)
+
+
+@_patch("moto.dynamodb.models.table:Table.set_stream_specification")
+def dynamodb_stream_label_from_the_change_clock() -> None:
+    """A table's stream label (in its stream ARN) comes from the journaled change's clock.
+
+    moto stamps the label with the time it runs; a journal replay runs the change at the time
+    it was journaled, a moment earlier, so the restored table had another stream ARN and every
+    mapping on it pointed nowhere. ``durability.change_time`` is that moment both times.
+    """
+    from moto.dynamodb.models.table import Table
+
+    _replace(
+        Table,
+        "set_stream_specification",
+        _rewrite_method(
+            Table,
+            "set_stream_specification",
+            [("utcnow().isoformat()", "_durability.change_time().isoformat()")],
+        ),
+    )
+    import moto.dynamodb.models.table as table_module
+
+    table_module._durability = durability  # type: ignore[attr-defined]
 
 
 @_patch("moto.dynamodb.models:DynamoDBBackend.update_item")
@@ -317,6 +344,8 @@ def _invoke(
     if inv_type == "Event" or MOTO_LOCK._is_owned():  # type: ignore[attr-defined]
         _submit_async(self.function_arn, payload, qualifier, trace)
         return b""  # must not be None: moto's response turns None into a 404
+    if durability.replaying():
+        return b"{}"  # never run a function while replaying (its own changes are journaled)
     if _invoker is None:
         raise _no_engine("function runner")
     try:
@@ -494,11 +523,75 @@ def stepfunctions_execute_deployed_machines() -> None:
         execution_input: Any = None,
         trace_header: Any = None,
     ) -> Any:
-        return original(
-            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
-        )
+        from moto.moto_api._internal import mock_random
+
+        # moto's seedable random: a replayed StartExecution names the execution the same.
+        name = name or str(mock_random.uuid4())
+        return original(self, state_machine_arn, name, execution_input, trace_header)
 
     _replace(StepFunctionsParserBackend, "start_execution", start_execution)
+
+
+@_patch(
+    "moto.stepfunctions.parser.backend.execution:Execution.start",
+    "moto.stepfunctions.parser.backend.execution:Execution.to_history_output",
+    "moto.stepfunctions.parser.backend.execution:BaseExecutionWorkerCommunication.terminated",
+)
+def stepfunctions_executions_survive_restarts() -> None:
+    """A Step Functions execution's end is journaled, and replay restores it without running it.
+
+    The interpreter runs an execution on a thread of its own, outside any request, so its end
+    is a change no API request records: it is journaled as an operation (``sfn.ended``) with its
+    status, output and history. Replayed StartExecution requests create the execution but never
+    run it (that would invoke functions twice); its journaled end restores how it ended, and one
+    still running when the cloud died ends ABORTED (``durability``). A restored execution keeps
+    its history for GetExecutionHistory.
+    """
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import (
+        BaseExecutionWorkerCommunication,
+        Execution,
+    )
+
+    original_start = _original(Execution, "start")
+    original_history = _original(Execution, "to_history_output")
+    original_terminated = _original(BaseExecutionWorkerCommunication, "terminated")
+
+    def start(self: Any) -> None:
+        if durability.replaying():
+            self.exec_status = ExecutionStatus.RUNNING
+            return
+        original_start(self)
+
+    def to_history_output(self: Any) -> Any:
+        restored = getattr(self, "restored_history", None)
+        if self.exec_worker is None and restored is not None:
+            return restored
+        if self.exec_worker is None:
+            return {"events": []}
+        return original_history(self)
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        journal = durability.ACTIVE
+        if journal is None:
+            return
+        execution = self.execution
+        with contextlib.suppress(Exception):  # journaling an end must never break the run
+            journal.run(
+                "sfn.ended",
+                str(execution.exec_arn),
+                execution.exec_status,
+                execution.output,
+                execution.error,
+                execution.cause,
+                execution.stop_date,
+                original_history(execution),
+            )
+
+    _replace(Execution, "start", start)
+    _replace(Execution, "to_history_output", to_history_output)
+    _replace(BaseExecutionWorkerCommunication, "terminated", terminated)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1341,6 +1434,25 @@ def custom_resource_callback_host() -> None:
     _replace(moto.settings, "moto_server_host", lambda: "http://localhost")
 
 
+@_patch("moto.moto_server.werkzeug_app:DISABLE_GLOBAL_CORS")
+def cors_off() -> None:
+    """No CORS headers from moto: the server answers browsers only for allowed origins.
+
+    moto wraps every service app in flask-cors, reflecting any Origin with every method and
+    header: any web page the user visited could call the local cloud. The access policy
+    (``server.AccessPolicy``) adds CORS headers for the origins ``--allow-origin`` names.
+    """
+    import moto.moto_server.werkzeug_app as werkzeug_app
+    import moto.settings
+
+    _replace(werkzeug_app, "DISABLE_GLOBAL_CORS", True)
+    _replace(moto.settings, "DISABLE_GLOBAL_CORS", True)
+
+
+class _NotCounted(Exception):
+    """Leaves the counting block of a replayed request (counted when it first ran)."""
+
+
 @_patch("moto.core.responses:BaseResponse.call_action")
 def api_call_counting() -> None:
     """Count each API request by caller, service and operation for the cost model.
@@ -1364,7 +1476,10 @@ def api_call_counting() -> None:
             return original(self)
         finally:
             # Counting must never fail a request: a request we cannot read is not counted.
+            # A replayed request was counted when it first ran.
             with contextlib.suppress(Exception):
+                if durability.replaying():
+                    raise _NotCounted
                 service = self.boto3_service_name or "unknown"
                 operation = self._get_action() or "unknown"
                 API_CALLS.record(

@@ -131,7 +131,31 @@ class _Pickler(pickle.Pickler):
             return _new_lock, (isinstance(obj, type(threading.RLock())),)
         if isinstance(obj, weakref.WeakValueDictionary):
             return _weak_values, (dict(obj.items()),)
+        if _is_execution(obj) and obj.exec_worker is not None:
+            # The interpreter's worker (a thread) cannot be saved; its history can.
+            return _restored_execution, (type(obj), _execution_state(obj))
         return NotImplemented
+
+
+def _is_execution(obj: Any) -> bool:
+    module = type(obj).__module__
+    return module == "moto.stepfunctions.parser.backend.execution" and hasattr(obj, "exec_worker")
+
+
+def _execution_state(execution: Any) -> dict[str, Any]:
+    state = dict(vars(execution))
+    try:
+        state["restored_history"] = execution.to_history_output()
+    except Exception:  # no history to keep (it never started)
+        state["restored_history"] = None
+    state["exec_worker"] = None
+    return state
+
+
+def _restored_execution(cls: type, state: dict[str, Any]) -> Any:
+    execution = cls.__new__(cls)
+    execution.__dict__.update(state)
+    return execution
 
 
 def _backend_dicts() -> dict[str, Any]:
@@ -156,9 +180,10 @@ def _backend_dicts() -> dict[str, Any]:
     return {key: found[key] for key in unique.values()}
 
 
-def save(path: Path, lock: Any) -> int:
+def save(path: Path, lock: Any, *, meta: dict[str, Any] | None = None) -> int:
     """Pickle every used service's state to ``path`` (atomically); returns the bytes written.
 
+    ``meta`` travels with it (the durability layer's journal position and pending events).
     Hold no other lock; this takes ``lock`` (moto's) while it walks the objects.
     """
     buffer = io.BytesIO()
@@ -166,7 +191,7 @@ def save(path: Path, lock: Any) -> int:
         state = {name: dict(backend) for name, backend in _backend_dicts().items()}
         try:
             _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-                {"format": _FORMAT, "state": state}
+                {"format": _FORMAT, "state": state, "meta": meta or {}}
             )
         except Exception as exc:
             raise PersistenceError(f"cannot save the local cloud's state: {exc}") from exc
@@ -177,8 +202,8 @@ def save(path: Path, lock: Any) -> int:
     return buffer.tell()
 
 
-def load(path: Path, lock: Any) -> list[str]:
-    """Replace moto's state with the one saved at ``path``; returns the services restored."""
+def load(path: Path, lock: Any) -> dict[str, Any]:
+    """Replace moto's state with the one saved at ``path``; returns the ``meta`` saved with it."""
     try:
         saved = pickle.loads(path.read_bytes())
     except Exception as exc:
@@ -199,7 +224,8 @@ def load(path: Path, lock: Any) -> list[str]:
                 raise PersistenceError(f"saved state has {name!r}, which moto lacks")
             backend.clear()
             backend.update(accounts)
-    return sorted(state)
+    meta = saved.get("meta")
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 def save_events(state_dir: Path, events: list[Any]) -> None:

@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from streamline.local.durability import operation
+
 __all__ = ["failure_record", "iso_millis", "send_failure_record"]
 
 
@@ -78,11 +80,11 @@ def failure_record(
     return record
 
 
+@operation("esm.send_failure_record")
 def send_failure_record(
     backends: Any,
     destination_arn: str,
     record: dict[str, Any],
-    *,
     mapping_uuid: str,
     shard_id: str,
     now: float,
@@ -90,8 +92,11 @@ def send_failure_record(
     """Deliver ``record`` to an SQS queue, SNS topic or S3 bucket ARN (takes the backends lock).
 
     S3 objects are keyed ``aws/lambda/<mapping uuid>/<shard id>/YYYY/MM/DD/<ISO time>-<uuid>``
-    as on AWS. Raises on an unknown or missing destination so the caller can report it.
+    as on AWS. Raises on an unknown or missing destination so the caller can report it. Run
+    through the engine's ``run`` (journaled when the cloud persists: ``durability``).
     """
+    from moto.moto_api._internal import mock_random
+
     body = json.dumps(record)
     parts = destination_arn.split(":")
     service = parts[2] if len(parts) > 2 else ""
@@ -105,7 +110,7 @@ def send_failure_record(
             moment = datetime.fromtimestamp(now, tz=UTC)
             key = (
                 f"aws/lambda/{mapping_uuid}/{shard_id}/{moment:%Y/%m/%d}/"
-                f"{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+                f"{moment:%Y-%m-%dT%H.%M.%S}-{mock_random.uuid4()}"
             )
             backends.s3().put_object(bucket, key, body.encode())
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,9 @@ class EsmEngine:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop every worker; in-flight invocations finish, waits end at once."""
+        """Stop every worker; waits end at once, in-flight invocations get ``timeout`` seconds
+        in all (not each) to finish. One that does not is delivered again after a restart."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -98,7 +101,7 @@ class EsmEngine:
         for worker in workers:
             worker.stop()
         for worker in workers:
-            worker.join(timeout)
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> EsmEngine:
         self.start()

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from streamline.local.api_calls import API_CALLS, ESM, sqs_units
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
+from streamline.local.durability import operation
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.worker import MappingWorker, WorkerState
 from streamline.local.metrics import SQS_ACTIVITY
+
+log = logging.getLogger("streamline.local.esm")
 
 __all__ = ["MAX_PAYLOAD_BYTES", "SqsWorker", "sqs_record"]
 
@@ -171,7 +175,14 @@ class SqsWorker(MappingWorker):
                 continue
             empty.reset()
             self._poller_states[index] = WorkerState.INVOKING
-            processed = self._process(config, batch)
+            try:
+                processed = self._process(config, batch)
+            except Exception as exc:
+                # Never a dead poller: the batch was not deleted, so it comes back after its
+                # visibility timeout; the error shows in status and the metric.
+                log.exception("ESM %s: batch failed unexpectedly", config.uuid)
+                self.error(f"batch failed: {type(exc).__name__}: {exc}")
+                processed = False
             self._hold(index, len(carry))  # _process counted the batch as in flight
             if not processed:
                 self._poller_states[index] = WorkerState.RETRYING
@@ -232,9 +243,9 @@ class SqsWorker(MappingWorker):
             sqs = backends.sqs()
             queue = sqs.get_queue(self.queue_name)
             # wait_seconds=0: never block while holding the lock; the queue's own
-            # VisibilityTimeout hides what we receive (item 4).
-            messages = sqs.receive_message(
-                self.queue_name, count, 0, int(queue.visibility_timeout or 0), ["All"]
+            # VisibilityTimeout hides what we receive (item 4). Journaled when durable.
+            messages = self.ctx.run(
+                "sqs.receive", self.queue_name, count, int(queue.visibility_timeout or 0)
             )
             if messages:
                 # Billed to the queue owner as on AWS. Empty receives are not counted: this
@@ -269,7 +280,7 @@ class SqsWorker(MappingWorker):
                 )
             if rejected:
                 # Item 9: filtered-out messages are deleted without an invocation.
-                _delete_handles(queue, rejected)
+                self.ctx.run("sqs.delete", self.queue_name, rejected)
         return kept, len(rejected)
 
     # -- invocation --------------------------------------------------------------------------
@@ -320,14 +331,12 @@ class SqsWorker(MappingWorker):
                 self._in_flight -= 1
 
     def _delete(self, items: list[_Received]) -> None:
-        backends = self.ctx.backends
-        with backends.lock:
-            try:
-                queue = backends.sqs().get_queue(self.queue_name)
-            except Exception as exc:
-                self.error(f"delete failed: {exc}")
-                return
-            _delete_handles(queue, [r.receipt_handle for r in items])
+        try:
+            self.ctx.run("sqs.delete", self.queue_name, [r.receipt_handle for r in items])
+        except Exception as exc:
+            # Not deleted: the messages come back after their visibility timeout.
+            self.error(f"delete failed: {exc}")
+            return
         with self._state_lock:
             self._awaiting.difference_update(r.message_id for r in items)
 
@@ -348,12 +357,14 @@ class SqsWorker(MappingWorker):
                 queue = backends.sqs().get_queue(self.queue_name)
             except Exception:
                 return True
+            # Any message still in the queue is work to come: a visible one now, one in flight
+            # when its visibility timeout passes (also one a crashed cloud had received).
             pending = False
             still: set[str] = set()
             for message in queue._messages:
                 if message.id in awaiting:
                     still.add(message.id)
-                elif not pending and message.visible and not message.delayed:
+                elif not pending:
                     pending = True
         with self._state_lock:
             self._awaiting &= still | (self._awaiting - awaiting)
@@ -377,6 +388,18 @@ class SqsWorker(MappingWorker):
             position=None,
         )
         return info
+
+
+@operation("sqs.receive")
+def _receive_operation(backends: Any, queue_name: str, count: int, visibility: int) -> Any:
+    """The poller's receive (no wait: the lock is held)."""
+    return backends.sqs().receive_message(queue_name, count, 0, visibility, ["All"])
+
+
+@operation("sqs.delete")
+def _delete_operation(backends: Any, queue_name: str, handles: list[str]) -> None:
+    """The poller's delete of handled (or filtered-out) messages."""
+    _delete_handles(backends.sqs().get_queue(queue_name), handles)
 
 
 def _delete_handles(queue: Any, handles: list[str]) -> None:

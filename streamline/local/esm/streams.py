@@ -29,7 +29,7 @@ from typing import Any
 
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
 from streamline.local.esm.config import MappingConfig, SourceKind
-from streamline.local.esm.destinations import failure_record, send_failure_record
+from streamline.local.esm.destinations import failure_record
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.worker import Backoff, MappingWorker, WorkerState, log
@@ -331,6 +331,7 @@ class ShardWorker:
         self.in_round = False
         self._thread: threading.Thread | None = None
         self._lanes: ThreadPoolExecutor | None = None
+        self._empty = parent.ctx.empty_backoff
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -361,7 +362,20 @@ class ShardWorker:
         config = self.parent.config
         saved = self.ctx.checkpoints.load(config.uuid, self.shard_id)
         if saved is not None and "sequenceNumber" in saved:
-            return int(saved["sequenceNumber"])
+            position = int(saved["sequenceNumber"])
+            with self.ctx.backends.lock:
+                latest = self.parent.source.latest(self.shard_id)
+            if position > latest:
+                # The stream was restored to less than the checkpoint saw (state lost in a
+                # crash): resuming past what exists would skip every record written from now
+                # until the numbers catch up. Resume at what exists, and say so.
+                self.error(
+                    f"checkpoint {position} was past the restored stream's last record "
+                    f"{latest}; moved back to it"
+                )
+                self._save(latest)
+                return latest
+            return position
         with self.ctx.backends.lock:
             if not self.initial or config.starting_position == "TRIM_HORIZON":
                 position = self.parent.source.trim_horizon(self.shard_id)
@@ -397,46 +411,61 @@ class ShardWorker:
 
     # -- main loop ---------------------------------------------------------------------------
     def _run(self) -> None:
-        empty = self.ctx.empty_backoff
         errors = self.ctx.error_backoff
-        try:
-            self.position = self._load_position()
-        except Exception as exc:
-            self.error(f"cannot start shard: {type(exc).__name__}: {exc}")
-            self.state = WorkerState.STOPPED
-            return
         while not self.stopping:
-            config = self.parent.config
-            self.state = WorkerState.POLLING
             try:
-                records, closed_and_done = self._fetch(config)
+                self.position = self._load_position()
+                break
             except Exception as exc:
-                self.error(f"read failed: {type(exc).__name__}: {exc}")
+                self.error(f"cannot start shard: {type(exc).__name__}: {exc}; retrying")
                 self.state = WorkerState.RETRYING
                 self.wait(errors.next())
-                continue
-            errors.reset()
-            if closed_and_done:
-                # AWS never writes to a closed shard, but moto 5.2.5 routes PutRecord to the
-                # first shard whose hash range matches, open or not: after a split every new
-                # record lands in the closed parent. Finishing for good here lost those records
-                # whenever the worker saw the split before the next put, so a finished shard
-                # keeps being re-read at the poll interval (one dict lookup per interval).
-                self.state = WorkerState.FINISHED
-                self.wait(self.ctx.poll_interval)
-                continue
-            if not records:
-                self.state = WorkerState.WAITING
-                self.wait(empty.next())
-                continue
-            empty.reset()
-            self.in_round = True
+        while not self.stopping:
             try:
-                if self._round(config, records):
-                    self._advance(records[-1].seq)
-            finally:
+                self._poll_once(errors)
+            except Exception as exc:
+                # Whatever happens in a round, the worker lives: it shows the error, backs
+                # off, and reads the same records again (the checkpoint did not move).
+                log.exception("ESM %s %s: round failed", self.parent.config.uuid, self.shard_id)
+                self.error(f"round failed: {type(exc).__name__}: {exc}; retrying")
+                self.state = WorkerState.RETRYING
                 self.in_round = False
+                self.wait(errors.next())
         self.state = WorkerState.STOPPED
+
+    def _poll_once(self, errors: Backoff) -> None:
+        """Read, deliver and checkpoint one round (the body of the shard's loop)."""
+        empty = self._empty
+        config = self.parent.config
+        self.state = WorkerState.POLLING
+        try:
+            records, closed_and_done = self._fetch(config)
+        except Exception as exc:
+            self.error(f"read failed: {type(exc).__name__}: {exc}")
+            self.state = WorkerState.RETRYING
+            self.wait(errors.next())
+            return
+        errors.reset()
+        if closed_and_done:
+            # AWS never writes to a closed shard, but moto 5.2.5 routes PutRecord to the
+            # first shard whose hash range matches, open or not: after a split every new
+            # record lands in the closed parent. Finishing for good here lost those records
+            # whenever the worker saw the split before the next put, so a finished shard
+            # keeps being re-read at the poll interval (one dict lookup per interval).
+            self.state = WorkerState.FINISHED
+            self.wait(self.ctx.poll_interval)
+            return
+        if not records:
+            self.state = WorkerState.WAITING
+            self.wait(empty.next())
+            return
+        empty.reset()
+        self.in_round = True
+        try:
+            if self._round(config, records):
+                self._advance(records[-1].seq)
+        finally:
+            self.in_round = False
 
     def _fetch(self, config: MappingConfig) -> tuple[list[StreamRecord], bool]:
         """Up to BatchSize x ParallelizationFactor records, waiting out the batching window."""
@@ -522,7 +551,8 @@ class ShardWorker:
                 if expired:
                     # Item 18: too-old records are never delivered; a RecordAgeExceeded record
                     # goes to the destination and the shard moves on past them.
-                    self._fail(config, expired, pending, "RecordAgeExceeded")
+                    if not self._fail(config, expired, pending, "RecordAgeExceeded"):
+                        return False
                     pending.records = [r for r in pending.records if r not in expired]
                     if not pending.records:
                         queue.popleft()
@@ -580,16 +610,19 @@ class ShardWorker:
                     return False
                 continue
             # Item 18: retries exhausted -> on-failure record, then move on past these records.
-            self._fail(config, pending.records, pending, "RetryAttemptsExhausted")
+            if not self._fail(config, pending.records, pending, "RetryAttemptsExhausted"):
+                return False
             queue.popleft()
             progress(pending.records[-1].seq)
         return True
 
     def _invoke(self, config: MappingConfig, records: list[StreamRecord]) -> Any:
-        payload = json.dumps({"Records": [r.record for r in records]}).encode()
         self.state = WorkerState.INVOKING
         age_ms = (self.ctx.clock.now() - records[-1].arrival) * 1000
         try:
+            # Inside the try: a record that cannot be serialised is an error the worker shows
+            # and retries with backoff, never an exception that ends the shard's thread.
+            payload = json.dumps({"Records": [r.record for r in records]}).encode()
             result = self.ctx.invoker.invoke(config.function_arn, payload)
         except Throttled:
             self.error("function throttled; retrying (does not use a retry attempt)")
@@ -608,7 +641,9 @@ class ShardWorker:
 
     def _fail(
         self, config: MappingConfig, records: list[StreamRecord], pending: _Pending, condition: str
-    ) -> None:
+    ) -> bool:
+        """Send the on-failure record; True once sent (or there is no destination: AWS drops
+        the records then), False when the worker stops first (the shard must not move on)."""
         self.parent.count(failed=len(records))
         target = config.on_failure_arn
         if not target:
@@ -619,7 +654,7 @@ class ShardWorker:
                 len(records),
                 condition,
             )
-            return
+            return True
         result = pending.last
         aged = condition == "RecordAgeExceeded"
         now = self.ctx.clock.now()
@@ -647,18 +682,23 @@ class ShardWorker:
             if target.split(":")[2] == "s3"
             else None,
         )
-        try:
-            send_failure_record(
-                self.ctx.backends,
-                target,
-                record,
-                mapping_uuid=config.uuid,
-                shard_id=self.shard_id,
-                now=now,
-            )
-        except Exception as exc:
-            # Never stall the shard on a broken destination; make it visible instead.
-            self.error(f"on-failure destination {target} failed: {type(exc).__name__}: {exc}")
+        backoff = self.ctx.error_backoff
+        while True:
+            try:
+                self.ctx.run(
+                    "esm.send_failure_record", target, record, config.uuid, self.shard_id, now
+                )
+                return True
+            except Exception as exc:
+                # The record is all that names these records once the shard moves on: the shard
+                # waits (visibly) until the destination takes it, never drops it.
+                self.error(
+                    f"on-failure destination {target} refused the record "
+                    f"({type(exc).__name__}: {exc}); retrying, the shard waits"
+                )
+                self.state = WorkerState.RETRYING
+                if self.wait(backoff.next()):
+                    return False
 
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamline.local.contracts import Clock, Invoker
+    from streamline.local.durability import Mutations
     from streamline.local.esm.checkpoints import CheckpointStore
     from streamline.local.esm.config import MappingConfig
 
@@ -66,6 +67,16 @@ class EngineContext:
     checkpoints: CheckpointStore
     state_dir: Path
     poll_interval: float
+    #: How workers change moto's state (journaled when the cloud persists; ``durability``).
+    mutations: Mutations | None = None
+
+    def run(self, operation: str, *args: Any) -> Any:
+        """Run a registered change to moto's state (under the lock; journaled when durable)."""
+        from streamline.local.durability import Passthrough
+
+        if self.mutations is None:
+            self.mutations = Passthrough(self.backends)
+        return self.mutations.run(operation, *args)
 
     @property
     def empty_backoff(self) -> Backoff:
@@ -136,10 +147,17 @@ class MappingWorker:
                 self.counters[key] = self.counters.get(key, 0) + value
 
     def error(self, message: str) -> None:
+        """Show an error: in ``status`` (``last_error``), the log, and a metric an alarm can
+        watch (``Streamline/LocalCloud`` ``EngineErrors`` by function)."""
         if message != self.last_error:
             log.warning("ESM %s (%s): %s", self.config.uuid, self.config.source_arn, message)
         self.last_error = message
         self.last_error_at = self.ctx.clock.now()
+        with self._counter_lock:
+            self.counters["errors"] = self.counters.get("errors", 0) + 1
+        metrics = getattr(self.ctx.invoker, "metrics", None)  # LocalCloud's MetricsPublisher
+        if metrics is not None:
+            metrics.engine_error("esm", self.config.function_arn)
 
     def wait(self, seconds: float) -> bool:
         """Interruptible clock wait; True when the worker is stopping."""

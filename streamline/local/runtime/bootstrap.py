@@ -30,6 +30,7 @@ import os
 import resource
 import struct
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -263,8 +264,41 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _die_with_the_cloud(parent: int) -> None:
+    """Exit when the local cloud that started this environment is gone (even by SIGKILL).
+
+    Between invocations the closed request pipe ends the environment; this covers a function
+    still running when the cloud dies (an orphan would otherwise run on, reparented). Polling
+    the parent pid: Linux's parent-death signal follows the *thread* that forked, and the
+    runner starts environments from short-lived threads.
+    """
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _loopback_xray_socket() -> None:
+    """Bind the X-Ray SDK's UDP socket (made at INIT by Powertools' Tracer) to loopback.
+
+    The local daemon listens on 127.0.0.1; an unbound UDP socket would take 0.0.0.0 on its
+    first send. (On AWS the daemon is local too; this is the local runtime's own hygiene.)
+    """
+    emitters = sys.modules.get("aws_xray_sdk.core")
+    recorder = getattr(emitters, "xray_recorder", None)
+    sock = getattr(getattr(recorder, "_emitter", None), "_socket", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already bound (it sent during INIT): leave it
+        if sock.getsockname()[1] == 0:
+            sock.bind(("127.0.0.1", 0))
+
+
 def main(argv: list[str]) -> int:
     request_fd, response_fd = int(argv[1]), int(argv[2])
+    threading.Thread(
+        target=_die_with_the_cloud, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     # Task root first, then the layers, then the runtime's packages: AWS's order.
     sys.path[:0] = json.loads(argv[3])
     # Pipes are block-buffered; line buffering keeps the log stream live as on AWS.
@@ -283,6 +317,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         error = _exception_document(exc)
     init_ms = (time.perf_counter() - started) * 1000
+    _loopback_xray_socket()
     if error is not None:
         _log_error(error)
     _end_phase("init")
