@@ -715,6 +715,24 @@ class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
 
     def do_GET(self) -> None:
+        # The page is same-origin only: a foreign Host (DNS rebinding) or another page's
+        # request (an Origin other than this page's) is refused.
+        from streamline.local.server import AccessPolicy
+
+        port = int(self.server.server_address[1])
+        policy = AccessPolicy(
+            port, frozenset({f"http://127.0.0.1:{port}", f"http://localhost:{port}"})
+        )
+        environ = {
+            "HTTP_HOST": self.headers.get("Host") or "",
+            "HTTP_ORIGIN": self.headers.get("Origin"),
+        }
+        if environ["HTTP_ORIGIN"] is None:
+            del environ["HTTP_ORIGIN"]
+        reason = policy.refusal(environ)
+        if reason is not None:
+            self._send(HTTPStatus.FORBIDDEN, (reason + "\n").encode(), "text/plain")
+            return
         path = urlsplit(self.path).path
         if path == "/api/dashboard":
             self._api()
@@ -813,6 +831,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
             raise DashboardError(f"--refresh must be 1 or more seconds, got {args.refresh}")
         chart_js = find_chart_js()
         target = target or Target.from_args(args)
+        if args.dashboard is not None and not args.dashboard.strip():
+            raise DashboardError("--dashboard must name a dashboard")
         name = args.dashboard or _stage_dashboard(target)
         source = DashboardSource(target, name, since_seconds=since, refresh_seconds=args.refresh)
         source.body()  # fail now, in one line, if the dashboard cannot be read

@@ -292,3 +292,26 @@ def test_a_taken_port_is_a_one_line_error(
     assert run_dashboard(_args("--port", str(port)), target) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"streamline: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 200),
+        ({"Host": "evil.example"}, 403),  # DNS rebinding names the attacker's host
+        ({"Origin": "http://evil.example"}, 403),  # another page's fetch
+    ],
+)
+def test_the_page_answers_only_its_own_host_and_origin(
+    server: DashboardServer, headers: dict[str, str], status: int
+) -> None:
+    import http.client
+
+    port = server.server_address[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    sent = {"Host": f"127.0.0.1:{port}", **headers}
+    conn.request("GET", "/index.html", headers=sent)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert response.status == status

@@ -42,4 +42,8 @@ class DaemonEmitter:
             # Opened on first use: a function that never hops pays nothing at cold start.
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.setblocking(False)
+            if self.address[0] in ("127.0.0.1", "localhost"):
+                # A loopback daemon needs no socket open to the network (an unbound UDP socket
+                # takes 0.0.0.0 on its first send).
+                self._sock.bind(("127.0.0.1", 0))
         self._sock.sendto(daemon_datagram(document), self.address)
