@@ -18,8 +18,11 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +34,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from streamline.local.state import DEFAULT_STATE_DIR, EndpointInfo, StaleStateError, StateDir
+from streamline.local.state import (
+    DEFAULT_STATE_DIR,
+    EndpointInfo,
+    StaleStateError,
+    StateDir,
+    StateDirError,
+    parse_port,
+)
 
 __all__ = ["CliError", "main"]
 
@@ -51,7 +61,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _state(args: argparse.Namespace) -> StateDir:
-    return StateDir(args.state_dir)
+    try:
+        return StateDir(args.state_dir)
+    except OSError as exc:  # an unresolvable path (a loop, too long)
+        raise CliError(f"cannot use state dir {args.state_dir}: {exc.strerror or exc}") from None
+
+
+def _origin(text: str) -> str:
+    """An Origin as browsers send it: scheme://host[:port], nothing after it, never '*'."""
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", text) or text.endswith(":"):
+        raise argparse.ArgumentTypeError(
+            f"must be scheme://host[:port] as a browser sends it, got {text[:80]!r}"
+        )
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _running(state: StateDir) -> EndpointInfo:
@@ -99,15 +128,14 @@ def _check_can_start(state: StateDir, port: int) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     state = _state(args)
+    state.ensure()  # a file, /proc, no permission: one line now, before anything starts
     _check_can_start(state, args.port)
     if args.fresh:
-        from streamline.local import persistence
-
-        for name in (persistence.STATE_FILE, persistence.EVENTS_FILE):
-            state.root.joinpath(name).unlink(missing_ok=True)
+        state.forget_saved_state()
     if args.detach:
-        return _up_detached(state, args.port)
+        return _up_detached(state, args.port, args.allow_origin)
     from streamline.local.cloud import LocalCloud
+    from streamline.local.journal import JournalError
     from streamline.local.persistence import PersistenceError
     from streamline.local.server import PortInUseError
 
@@ -115,13 +143,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     # Persistent: `local down` saves what the cloud holds and the next `local up` resumes it.
-    cloud = LocalCloud(port=args.port, state_dir=state.root, publish=True, persist=True)
+    cloud = LocalCloud(
+        port=args.port,
+        state_dir=state.root,
+        publish=True,
+        persist=True,
+        allowed_origins=frozenset(args.allow_origin),
+    )
     try:
         cloud.start()
     except PortInUseError as exc:
         raise CliError(str(exc.strerror)) from None
     except PersistenceError as exc:
         raise CliError(f"{exc} (or start with --fresh)") from None
+    except JournalError as exc:
+        raise CliError(str(exc)) from None
     try:
         print(
             f"streamline local cloud at {cloud.endpoint_url} (state {state.root}); Ctrl-C to stop",
@@ -134,7 +170,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up_detached(state: StateDir, port: int) -> int:
+def _up_detached(state: StateDir, port: int, origins: Sequence[str] = ()) -> int:
     state.ensure()
     log_path = state.logs / "server.log"
     cmd = [
@@ -148,6 +184,8 @@ def _up_detached(state: StateDir, port: int) -> int:
         "--state-dir",
         str(state.root),
     ]
+    for origin in origins:
+        cmd += ["--allow-origin", origin]
     with log_path.open("ab") as log:
         # A new session: the cloud outlives this shell's Ctrl-C and this process.
         child = subprocess.Popen(
@@ -161,7 +199,9 @@ def _up_detached(state: StateDir, port: int) -> int:
     while time.monotonic() < deadline:
         if child.poll() is not None:
             lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-            raise CliError(lines[-1] if lines else f"the local cloud exited ({child.returncode})")
+            # The child's own one-line error already says "streamline: ".
+            last = lines[-1].removeprefix("streamline: ") if lines else ""
+            raise CliError(last or f"the local cloud exited ({child.returncode})")
         info = state.read_endpoint()
         if info is not None and info.pid == child.pid and _answers(info.endpoint_url):
             print(f"streamline local cloud at {info.endpoint_url} (pid {info.pid}, log {log_path})")
@@ -182,7 +222,12 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     if info is None:
         raise CliError(f"no local cloud is running (state dir {state.root})")
-    os.kill(info.pid, signal.SIGTERM)
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:  # it ended between the check and the signal
+        state.clear()
+        print(f"streamline local cloud at {info.endpoint_url} stopped")
+        return 0
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     from streamline.local.state import pid_alive
 
@@ -210,7 +255,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def _fetch_status(endpoint_url: str) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/_streamline/status", timeout=30) as resp:
+        with urllib.request.urlopen(f"{endpoint_url}/_streamline/status", timeout=10) as resp:
             return json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise CliError(f"the local cloud at {endpoint_url} did not answer: {exc}") from None
@@ -238,10 +283,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {m.get('uuid')}  {m.get('state')}  {m.get('source_arn')} -> {m.get('function')}"
             f"  {detail}".rstrip()
         )
+    durability = status.get("durability")
+    if durability:
+        print(
+            f"journal   seq {durability.get('journal_seq')}, "
+            f"{durability.get('journal_bytes', 0) / 1e6:.1f} MB, fsync {durability.get('sync')}, "
+            f"{durability.get('snapshots')} snapshots this run"
+        )
+    restored = status.get("restored")
+    if restored:
+        print(
+            f"restored  snapshot at seq {restored.get('snapshot_seq')} + "
+            f"{restored.get('replayed')} journal entries in {restored.get('seconds')} s"
+            + (
+                f"; {len(restored['aborted_executions'])} executions ended ABORTED"
+                if restored.get("aborted_executions")
+                else ""
+            )
+        )
     errors = status.get("errors", [])
     print(f"recent errors ({len(errors)})")
     for err in errors:
-        where = err.get("function") or err.get("mapping")
+        where = err.get("function") or err.get("mapping") or err.get("engine")
         print(f"  {where}: {err.get('error')}")
     return 0
 
@@ -292,7 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     up = add("up", "start the local cloud")
-    up.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 4566; 0 = any)")
+    up.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 4566; 0 = any)")
+    up.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="URL",
+        help="a web page (scheme://host:port) that may call the cloud from a browser "
+        "(repeatable; none by default: SDKs send no Origin)",
+    )
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument(
         "--fresh", action="store_true", help="forget the state saved by the last `local down`"
@@ -351,13 +423,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `streamline` script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "port", 0) is not None and getattr(args, "port", 0) < 0:
-        print("streamline: error: --port must be 0-65535", file=sys.stderr)
-        return 2
     try:
-        return int(args.func(args))
-    except CliError as exc:
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
+    except (CliError, StateDirError) as exc:
         print(f"streamline: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`... | head`): not an error of ours; keep Python from complaining
+        # again when it flushes stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            raise
+        print(f"streamline: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return 2

@@ -367,7 +367,7 @@ def read_json(
         raise PoisonRecordError(f"{what} larger than {limit} bytes ({len(data)})")
     try:
         return from_json(data)
-    except ValueError as exc:
+    except (ValueError, TypeError, UnicodeError) as exc:  # TypeError: text with lone surrogates
         raise PoisonRecordError(f"{what} is not JSON: {_one_line(str(exc))}") from None
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamline.local.state import DEFAULT_STATE_DIR
+from streamline.local.state import DEFAULT_STATE_DIR, StateDirError, parse_port
 
 __all__ = ["register"]
 
@@ -37,6 +37,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and at most a day: {text}")
+    return value
+
+
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add the ``demo`` subcommand to the top-level subparsers."""
     parser = commands.add_parser(
@@ -46,9 +63,16 @@ def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None
     parser.add_argument("--poison-rate", type=_rate, default=0.01, help="default 0.01")
     parser.add_argument("--transient-rate", type=_rate, default=0.05, help="default 0.05")
     parser.add_argument("--seed", type=int, help="make the generated events repeatable")
-    parser.add_argument("--port", type=int, default=None, help="local cloud port (default: free)")
+    parser.add_argument(
+        "--port", type=_port, default=None, help="local cloud port (default: a free one)"
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    parser.add_argument("--timeout", type=float, default=300.0, help="per wait, seconds")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=300.0,
+        help="seconds the pipeline may go without progress before the demo gives up",
+    )
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the summary here")
     parser.add_argument(
         "--keep-running",
@@ -75,6 +99,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return main_demo(options)
-    except (DemoError, DeployError, TimeoutError) as exc:
+    except (DemoError, DeployError, TimeoutError, StateDirError) as exc:
         print(f"streamline demo: {exc}", file=sys.stderr)
         return 2

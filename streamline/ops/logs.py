@@ -50,7 +50,7 @@ PIPELINE_FUNCTIONS: dict[str, str] = {
     "notifier": "NotifierFunctionName",
 }
 
-_SINCE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_SINCE = re.compile(r"\s*([0-9]{1,9})\s*([smhd])\s*")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_SINCE = "10m"  # what `sam logs` shows when no start time is given
 
@@ -163,8 +163,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         if limit is not None and limit < 1:
             raise LogsError(f"--limit must be a positive number, got {limit}")
         interval = float(getattr(args, "interval", 1.0))
-        if interval <= 0:
-            raise LogsError(f"--interval must be positive, got {interval:g}")
+        if not 0 < interval <= 3600:  # NaN fails this too
+            raise LogsError(f"--interval must be above 0 and at most an hour, got {interval:g}")
         colour = _use_colour(getattr(args, "color", "auto"))
         target = target or Target.from_args(args)
         function, group = resolve_function(target, args.function)
@@ -196,6 +196,10 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         return 2
 
 
+#: CloudWatch keeps metrics 15 months; nothing older can be asked for.
+MAX_SINCE_SECONDS = 455 * 86400
+
+
 def parse_since(value: str) -> int:
     """Seconds in a relative time such as ``30s``, ``10m``, ``2h`` or ``1d``.
 
@@ -204,12 +208,19 @@ def parse_since(value: str) -> int:
         >>> parse_since("10m")
         600
     """
-    match = _SINCE.match(value or "")
-    if not match:
+    match = _SINCE.fullmatch(value or "")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0
+    if not match or not 0 < seconds <= MAX_SINCE_SECONDS:
         raise LogsError(
-            f"--since must be a number with s, m, h or d (30s, 10m, 2h, 1d), got {value!r}"
+            "--since must be a number with s, m, h or d (30s, 10m, 2h, 1d) up to 455d "
+            f"(what CloudWatch keeps), got {str(value)[:40]!r}"
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
+
+
+_FUNCTION_NAME = re.compile(
+    r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?"
+)
 
 
 def resolve_function(target: Target, name: str) -> tuple[str, str]:
@@ -218,6 +229,11 @@ def resolve_function(target: Target, name: str) -> tuple[str, str]:
     Tried in order: a pipeline name in the stage's stack outputs, an exact function name or
     ARN, then a case-insensitive substring of exactly one function from ListFunctions.
     """
+    if not _FUNCTION_NAME.fullmatch(name):
+        # Lambda's own rule: a name (64), a partial ARN or an ARN; nothing else goes on the wire.
+        raise LogsError(
+            f"{name[:80]!r} is not a function name (letters, digits, - and _; or an ARN)"
+        )
     lam = target.client("lambda")
     output_key = PIPELINE_FUNCTIONS.get(name.lower())
     if output_key is not None:

@@ -227,10 +227,13 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
     emit: Callable[[str], None] = (lambda _line: None) if args.json else print
     execution_arn = None
     try:
-        if args.timeout <= 0:
-            raise RedriveError(f"--timeout must be positive, got {args.timeout:g}")
-        if args.interval <= 0:
-            raise RedriveError(f"--interval must be positive, got {args.interval:g}")
+        # `not 0 < x`: NaN compares false both ways, so this refuses it too.
+        if not 0 < args.timeout <= 86400:
+            raise RedriveError(f"--timeout must be 1 s to a day, got {args.timeout:g}")
+        if not 0 < args.interval <= 3600:
+            raise RedriveError(
+                f"--interval must be above 0 and at most an hour, got {args.interval:g}"
+            )
         target = target or Target.from_args(args)
         outputs = target.stack_outputs()
         machine = outputs.get("RecoveryStateMachineArn")

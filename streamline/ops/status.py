@@ -380,15 +380,20 @@ def render(report: dict[str, Any], since: str) -> list[str]:
     return lines
 
 
+STATUS_READ_TIMEOUT = 15.0
+
+
 def run(args: argparse.Namespace, target: Target | None = None) -> int:
     """Print the status; exit 0 (1 with ``--check`` when a failure queue holds messages)."""
     try:
         if args.errors < 0:
             raise LogsError(f"--errors must be 0 or more, got {args.errors}")
         since_seconds = parse_since(args.since)
-        report = collect(
-            target or Target.from_args(args), since_seconds=since_seconds, errors=args.errors
-        )
+        if target is None:
+            target = Target.from_args(args)
+            # A status of a cloud that stopped answering is an error in seconds, not minutes.
+            target.read_timeout = STATUS_READ_TIMEOUT
+        report = collect(target, since_seconds=since_seconds, errors=args.errors)
     except (LogsError, TargetError) as exc:
         print(f"streamline: {exc}", file=sys.stderr)
         return 2

@@ -15,14 +15,23 @@ Example::
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from streamline.local.state import DEFAULT_STATE_DIR, StaleStateError, StateDir
+from streamline.local.state import DEFAULT_STATE_DIR, StaleStateError, StateDir, StateDirError
 
 __all__ = ["Target", "TargetError", "add_command", "add_target_arguments"]
+
+
+_STAGE = re.compile(r"[A-Za-z0-9-]{1,32}")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A message as one line (botocore's often span several), cut to ``limit``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class TargetError(Exception):
@@ -70,15 +79,19 @@ class Target:
     region: str | None
     stage: str = "dev"
     _factory: Callable[[str], Any] | None = field(default=None, repr=False)
+    #: Seconds a local call may take before it is an error (status: a hung cloud says so fast).
+    read_timeout: float | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Target:
-        stage = getattr(args, "stage", "dev")
+        stage = str(getattr(args, "stage", "dev"))
+        if not _STAGE.fullmatch(stage):
+            raise TargetError(f"--stage must be letters, digits and dashes, got {stage[:40]!r}")
         if getattr(args, "profile", None) or getattr(args, "region", None):
             return cls(None, args.profile, args.region, stage)
         try:
-            info = StateDir(Path(args.state_dir)).running()
-        except StaleStateError as exc:
+            info = StateDir(args.state_dir).running()
+        except (StaleStateError, StateDirError) as exc:
             raise TargetError(str(exc)) from None
         if info is None:
             raise TargetError(
@@ -98,7 +111,7 @@ class Target:
         if self.endpoint_url is not None:
             from streamline.local.cloud import make_client
 
-            return make_client(service, self.endpoint_url)
+            return make_client(service, self.endpoint_url, read_timeout=self.read_timeout)
         import boto3
 
         session = boto3.Session(profile_name=self.profile, region_name=self.region)
@@ -112,8 +125,14 @@ class Target:
             name = f"streamline-{self.stage}-{concern}"
             try:
                 stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-            except Exception as exc:  # botocore ClientError: the stack is not deployed
-                raise TargetError(f"stack {name} is not deployed here ({exc})") from None
+            except Exception as exc:
+                if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
+                    raise
+                text = one_line(str(exc))
+                if "does not exist" in text:
+                    raise TargetError(f"stack {name} is not deployed here") from None
+                # credentials, a cloud that does not answer, access denied: say which
+                raise TargetError(f"cannot read stack {name}: {text}") from None
             for output in stacks[0].get("Outputs", []):
                 merged[output["OutputKey"]] = output["OutputValue"]
         return merged

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,9 @@ def recent(target: Target, since_s: int, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+
+
 def run(args: argparse.Namespace, target: Target | None = None) -> int:
     """Print recent traces or one trace's tree; one-line errors, exit 2."""
     try:
@@ -188,6 +192,10 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         if limit is None or limit < 1:
             raise TracesError(f"--limit must be a positive number, got {limit}")
         since_s = parse_since(getattr(args, "since", "10m"))
+        if args.trace_id is not None and not _TRACE_ID.fullmatch(args.trace_id):
+            raise TracesError(
+                f"{args.trace_id[:80]!r} is not an X-Ray trace id (1-<8 hex>-<24 hex>)"
+            )
         target = target or Target.from_args(args)
         if args.trace_id:
             for line in show(target, args.trace_id):

@@ -71,8 +71,13 @@ def _number(kind: Callable[[str], Any], check: Callable[[Any], bool], what: str)
     return parse
 
 
-_count = _number(int, lambda v: v >= 1, "a whole number of 1 or more")
-_rate = _number(float, lambda v: 0 < v < float("inf"), "a number of records/s above 0")
+#: Events a command generates at most (a bigger run is `streamline demo` or several produces).
+MAX_EVENTS = 1_000_000
+#: A --file larger than this is refused before it is read (about 2,000 bytes an event).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+_count = _number(int, lambda v: 1 <= v <= MAX_EVENTS, f"a whole number from 1 to {MAX_EVENTS:,}")
+_sample_count = _number(int, lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10,000")
+_rate = _number(float, lambda v: 0 < v < 1e9, "a number of records/s above 0")
 _fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1")
 _seconds = _number(float, lambda v: 0 < v < 86400, "seconds above 0 (under a day)")
 _attempts = _number(int, lambda v: 1 <= v <= 100, "a whole number from 1 to 100")
@@ -150,7 +155,7 @@ def _add_events_parser(commands: Any, parser_class: type[argparse.ArgumentParser
     )
     generate.add_argument("source", choices=SOURCES, help="the event source")
     generate.add_argument(
-        "-n", "--count", type=_count, default=3, metavar="N", help="records (default 3)"
+        "-n", "--count", type=_sample_count, default=3, metavar="N", help="records (default 3)"
     )
     generate.add_argument("--seed", type=int, help="make the sample reproducible")
     generate.set_defaults(func=run_events)
@@ -170,9 +175,18 @@ def read_events_file(source: str) -> list[PlannedEvent]:
     Raises:
         InvalidEventError: ``<file>:<line>: <reason>`` for the first bad line.
     """
+    if not source:
+        raise InvalidEventError("--file must name a file (or - for stdin)")
     name = "stdin" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        else:
+            with Path(source).open("rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise InvalidEventError(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InvalidEventError(f"cannot read {name}: {reason}") from None
@@ -244,8 +258,11 @@ def run_produce(args: argparse.Namespace, target: Target | None = None) -> int:
     try:
         _check(args)
         if args.file is not None:
-            events = read_events_file(args.file)
+            events = read_events_file(args.file)  # a bad file is the first thing to say
+            target = target or Target.from_args(args)
         else:
+            # The target first: no cloud is a one-line answer, not the end of a long generation.
+            target = target or Target.from_args(args)
             events = generate_events(
                 args.count,
                 poison_rate=args.poison_rate,
@@ -253,7 +270,6 @@ def run_produce(args: argparse.Namespace, target: Target | None = None) -> int:
                 transient_for=timedelta(seconds=args.transient_for),
                 seed=args.seed,
             )
-        target = target or Target.from_args(args)
         with Progress(len(events), label=f"produce {args.destination}") as progress:
             producer, where = _producer(args, target, progress)
             report = producer.send(events)

@@ -58,13 +58,25 @@ def add_invoke_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
+#: Lambda's synchronous invocation request payload limit.
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+
+
 def read_event(source: str) -> bytes:
     """The event's bytes from a file or stdin (``-``), checked to be JSON."""
+    if not source:
+        raise InvokeError("--event must name a file (or - for stdin)")
     try:
-        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_EVENT_BYTES + 1)
+        else:
+            with Path(source).open("rb") as handle:
+                raw = handle.read(MAX_EVENT_BYTES + 1)
     except OSError as exc:
         raise InvokeError(f"cannot read event file {source}: {exc.strerror or exc}") from None
     name = "stdin" if source == "-" else source
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvokeError(f"event {name} is larger than Lambda's 6 MB request payload limit")
     try:
         json.loads(raw)
     except ValueError as exc:

@@ -532,7 +532,7 @@ def test_quarantine_release_with_a_fixed_payload_reaches_the_orders_table(
         (("replay", "--stream", "nope", "--shard", "s", "--from", "1"), "--stream must be"),
         (("replay", "--failure-queue", "ingest", "--from", "1"), "go with --stream"),
         (("status", "--since", "ten minutes"), "--since must be"),
-        (("redrive", "--timeout", "0"), "--timeout must be positive"),
+        (("redrive", "--timeout", "0"), "--timeout must be 1 s to a day"),
     ],
 )
 def test_bad_arguments_print_one_line_and_exit_2(

@@ -53,8 +53,53 @@ def test_commands_without_a_running_cloud_are_one_line(tmp_path: Path, command: 
 
 
 def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
-    assert_one_line_error(run("local", "up", "--port", "not-a-number"), "invalid int value")
+    assert_one_line_error(run("local", "up", "--port", "not-a-number"), "not a port number")
     assert_one_line_error(run("local", "sideways"), "invalid choice")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["local", "up", "--port", "70000"], "must be 0-65535"),  # once a traceback
+        (["demo", "--port", "70000"], "must be 0-65535"),  # once bound another port, exit 0
+        (["demo", "--timeout", "-1"], "more than 0 seconds"),  # once refused after a deploy
+        (["local", "up", "--state-dir", "{file}"], "is a file"),  # once a traceback
+        (["local", "up", "--state-dir", "/proc/1/x"], "cannot use state dir"),
+        (["demo", "--state-dir", "{file}", "--events", "1"], "is a file"),
+    ],
+)
+def test_cheap_checks_fail_first_in_one_line(
+    tmp_path: Path, argv: list[str], fragment: str
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("x")
+
+    result = run(*[arg.format(file=file) for arg in argv])
+
+    assert_one_line_error(result, fragment)
+
+
+def test_a_corrupt_snapshot_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "moto-state.pickle").write_bytes(b"not a pickle")
+
+    result = run("local", "up", "--detach", "--port", "0", "--state-dir", str(tmp_path))
+
+    assert_one_line_error(result, "remove it to start empty")
+    assert "streamline: streamline:" not in result.stderr
+
+
+def test_a_pid_file_naming_a_reused_pid_is_stale(tmp_path: Path) -> None:
+    """A pid is reused once its process dies: the start time tells the cloud from a stranger."""
+    import os
+
+    (tmp_path / "pid").write_text(f"{os.getpid()}\n")  # alive, but not a cloud that started then
+    (tmp_path / "endpoint.json").write_text(
+        json.dumps(
+            {"endpoint_url": "http://localhost:1", "port": 1, "pid": os.getpid(), "started": "1"}
+        )
+    )
+
+    assert_one_line_error(run("local", "env", "--state-dir", str(tmp_path)), "stale")
 
 
 def test_stale_pid_is_reported_and_cleaned(tmp_path: Path) -> None:

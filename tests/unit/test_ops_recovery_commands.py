@@ -49,8 +49,8 @@ DDB_STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/20
         (["replay", "--failure-queue", "changes", "--max", "0"], "--max must be"),
         (["status", "--since", "5 weeks"], "--since must be"),
         (["status", "--errors", "-1"], "--errors must be"),
-        (["redrive", "--timeout", "-5"], "--timeout must be positive"),
-        (["redrive", "--interval", "0"], "--interval must be positive"),
+        (["redrive", "--timeout", "-5"], "--timeout must be 1 s to a day"),
+        (["redrive", "--interval", "0"], "--interval must be above 0"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(
