@@ -392,10 +392,15 @@ def _decoded_strings(value: Any, depth: int = 0) -> Iterator[str]:
                 return
 
 
-def unexplained(attacks: Iterable[Attack], texts: Sequence[str]) -> list[str]:
-    """Quarantined records that hold no attack's token: valid data taken for poison."""
+def unexplained(attacks: Iterable[Attack], texts: Sequence[str], marker: str) -> list[str]:
+    """Quarantined records of this run (they hold ``marker``, its valid orders' id prefix) that
+    hold no attack's token: valid data taken for poison. Other runs' records are ignored."""
     tokens = [attack.token for attack in attacks]
-    return [text[:300] for text in texts if not any(token in text for token in tokens)]
+    return [
+        text[:300]
+        for text in texts
+        if marker in text and not any(token in text for token in tokens)
+    ]
 
 
 def not_quarantined(attacks: Iterable[Attack], texts: Sequence[str]) -> list[Attack]:
