@@ -34,13 +34,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from streamline.arguments import port
 from streamline.local.state import (
     DEFAULT_STATE_DIR,
     EndpointInfo,
     StaleStateError,
     StateDir,
     StateDirError,
-    parse_port,
 )
 
 __all__ = ["CliError", "main"]
@@ -74,13 +74,6 @@ def _origin(text: str) -> str:
             f"must be scheme://host[:port] as a browser sends it, got {text[:80]!r}"
         )
     return text
-
-
-def _port(text: str) -> int:
-    try:
-        return parse_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _running(state: StateDir) -> EndpointInfo:
@@ -355,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     up = add("up", "start the local cloud")
-    up.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 4566; 0 = any)")
+    up.add_argument("--port", type=port, default=DEFAULT_PORT, help="port (default 4566; 0 = any)")
     up.add_argument(
         "--allow-origin",
         action="append",

@@ -12,46 +12,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamline.local.state import DEFAULT_STATE_DIR, StateDirError, parse_port
+from streamline.arguments import number, port
+from streamline.local.state import DEFAULT_STATE_DIR, StateDirError
 
 __all__ = ["register"]
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5: {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        return parse_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 86400:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and at most a day: {text}")
-    return value
+#: Events a demo generates at most (the producers CLI's bound: about 2 KB of memory each).
+MAX_EVENTS = 1_000_000
+_rate = number(float, lambda v: 0.0 <= v <= 0.5, "a fraction between 0 and 0.5")
+_events = number(int, lambda v: 1 <= v <= MAX_EVENTS, f"a whole number from 1 to {MAX_EVENTS:,}")
+# also refuses nan and inf
+_seconds = number(float, lambda v: 0 < v <= 86400, "more than 0 seconds and at most a day")
 
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -59,12 +31,12 @@ def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None
     parser = commands.add_parser(
         "demo", help="deploy to the local cloud, produce with faults, recover, check conservation"
     )
-    parser.add_argument("--events", type=_positive, default=5000, help="events (default 5000)")
+    parser.add_argument("--events", type=_events, default=5000, help="events (default 5000)")
     parser.add_argument("--poison-rate", type=_rate, default=0.01, help="default 0.01")
     parser.add_argument("--transient-rate", type=_rate, default=0.05, help="default 0.05")
     parser.add_argument("--seed", type=int, help="make the generated events repeatable")
     parser.add_argument(
-        "--port", type=_port, default=None, help="local cloud port (default: a free one)"
+        "--port", type=port, default=None, help="local cloud port (default: a free one)"
     )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument(

@@ -328,19 +328,14 @@ def run_pipeline(
     return summary
 
 
-def _produce(
-    cloud: Any,
-    outputs: Mapping[str, str],
-    by_path: Mapping[str, Sequence[Any]],
-    out: Callable[[str], None],
-) -> dict[str, float]:
-    """Send each path's events in chunks; returns each event's send time (epoch seconds)."""
+def path_producers(cloud: Any, outputs: Mapping[str, str]) -> dict[str, list[Any]]:
+    """The producers of each path into the deployed pipeline (see :data:`PATH_SHARES`)."""
     from streamline.producers import DynamoDbProducer, KinesisProducer, SqsProducer
 
     sqs = cloud.client("sqs")
     # The SQS path feeds both queues, as `changes` does: a notification per status change
     # into the standard queue, a fulfilment per newly paid order into the FIFO queue.
-    producers: dict[str, list[Any]] = {
+    return {
         KINESIS: [KinesisProducer(cloud.client("kinesis"), outputs["OrderEventsStreamName"])],
         DYNAMODB: [DynamoDbProducer(cloud.client("dynamodb"), outputs["OrdersTableName"])],
         SQS: [
@@ -348,6 +343,16 @@ def _produce(
             SqsProducer(sqs, outputs["FulfilmentQueueUrl"], task="fulfil"),
         ],
     }
+
+
+def _produce(
+    cloud: Any,
+    outputs: Mapping[str, str],
+    by_path: Mapping[str, Sequence[Any]],
+    out: Callable[[str], None],
+) -> dict[str, float]:
+    """Send each path's events in chunks; returns each event's send time (epoch seconds)."""
+    producers = path_producers(cloud, outputs)
     sent_at: dict[str, float] = {}
     failed: list[str] = []
     for path, events in by_path.items():

@@ -35,7 +35,7 @@ from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
 from streamline.local.xray_daemon import XRayDaemon
 
-__all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client"]
+__all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client", "wait_quiet"]
 
 TEST_CREDENTIALS: dict[str, str] = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -49,6 +49,21 @@ EngineFactory = Callable[["LocalCloud"], Any]
 
 _active_lock = threading.Lock()
 _active: LocalCloud | None = None
+
+
+def wait_quiet(busy: Callable[[], list[str]], timeout: float, poll: float) -> None:
+    """Until ``busy()`` names nothing on two polls in a row (a batch finishing can enqueue an
+    async invocation a moment later); TimeoutError names what is still busy."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while True:
+        parts = busy()
+        quiet = quiet + 1 if not parts else 0
+        if quiet >= 2:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"local cloud still busy after {timeout:g} s: {', '.join(parts)}")
+        time.sleep(poll)
 
 
 def make_client(service: str, endpoint_url: str, *, read_timeout: float | None = None) -> Any:
@@ -344,18 +359,9 @@ class LocalCloud:
         invocation a moment later. Function logs are part of the work: when this returns, every
         line the finished invocations printed is in CloudWatch Logs.
         """
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        while True:
-            busy = self.busy()
-            quiet = quiet + 1 if not busy else 0
-            if quiet >= 2:
-                if self.runner is not None and hasattr(self.runner, "flush_logs"):
-                    self.runner.flush_logs()
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"local cloud still busy after {timeout:g} s: {', '.join(busy)}")
-            time.sleep(poll)
+        wait_quiet(self.busy, timeout, poll)
+        if self.runner is not None and hasattr(self.runner, "flush_logs"):
+            self.runner.flush_logs()
 
     def status(self) -> dict[str, Any]:
         """Functions, mappings (state, position, backlog) and recent errors, as JSON data."""

@@ -226,33 +226,32 @@ class Journal:
 
 def _valid_length(path: Path) -> int:
     """How many leading bytes of a segment are whole frames."""
-    data = path.read_bytes()
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        start = offset + _HEADER.size
-        payload = data[start : start + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            break
-        offset = start + length
-    return offset
+    ends = (end for end, _ in _whole_frames(path.read_bytes()))
+    return max(ends, default=0)
 
 
 def _frames(path: Path) -> Iterator[Entry]:
-    data = path.read_bytes()
+    for _, entry in _whole_frames(path.read_bytes()):
+        yield entry
+
+
+def _whole_frames(data: bytes) -> Iterator[tuple[int, Entry]]:
+    """Each whole frame's entry with the offset where the frame ends. The first frame that is
+    cut short, fails its CRC or does not decode ends the segment: a torn tail, never
+    acknowledged."""
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, offset)
         start = offset + _HEADER.size
         payload = data[start : start + length]
         if len(payload) != length or zlib.crc32(payload) != crc:
-            return  # a torn tail: never acknowledged
+            return
         try:
             seq, kind, at, body = pickle.loads(payload)
         except Exception:
             return
-        yield Entry(seq, kind, at, body)
         offset = start + length
+        yield offset, Entry(seq, kind, at, body)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -153,7 +153,7 @@ def _execution_state(execution: Any) -> dict[str, Any]:
 
 
 def _restored_execution(cls: type, state: dict[str, Any]) -> Any:
-    execution = cls.__new__(cls)
+    execution: Any = object.__new__(cls)
     execution.__dict__.update(state)
     return execution
 

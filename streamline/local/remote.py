@@ -14,12 +14,11 @@ Example::
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streamline.local.cloud import make_client
+from streamline.local.cloud import make_client, wait_quiet
 from streamline.local.contracts import SystemClock
 from streamline.local.state import StateDir
 
@@ -66,13 +65,4 @@ class RemoteCloud:
 
     def wait_idle(self, timeout: float = 60.0, poll: float = 0.2) -> None:
         """Until no mapping and no async event has work, twice in a row (as LocalCloud's)."""
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        while True:
-            busy = self.busy()
-            quiet = quiet + 1 if not busy else 0
-            if quiet >= 2:
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"local cloud still busy after {timeout:g} s: {busy}")
-            time.sleep(poll)
+        wait_quiet(self.busy, timeout, poll)

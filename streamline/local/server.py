@@ -424,7 +424,7 @@ def moto_app() -> Callable[..., Iterable[bytes]]:
     """moto's own WSGI app, without our lock or journal (the journal's replay drives it)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return DomainDispatcherApplication(create_backend_app)  # type: ignore[no-any-return]
+    return DomainDispatcherApplication(create_backend_app)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

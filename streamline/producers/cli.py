@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 from orderflow.errors import PoisonRecordError
 from orderflow.events import parse_event, read_json
 
+from streamline.arguments import number
 from streamline.ops.target import Target, TargetError, add_target_arguments
 from streamline.producers.base import Producer
 from streamline.producers.dynamodb import DynamoDbProducer
@@ -58,29 +58,16 @@ class ProduceArgsError(Exception):
     """A combination of arguments that cannot work: one line, exit 2."""
 
 
-def _number(kind: Callable[[str], Any], check: Callable[[Any], bool], what: str) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if not check(value):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-
-    return parse
-
-
 #: Events a command generates at most (a bigger run is `streamline demo` or several produces).
 MAX_EVENTS = 1_000_000
 #: A --file larger than this is refused before it is read (about 2,000 bytes an event).
 MAX_FILE_BYTES = 512 * 1024 * 1024
-_count = _number(int, lambda v: 1 <= v <= MAX_EVENTS, f"a whole number from 1 to {MAX_EVENTS:,}")
-_sample_count = _number(int, lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10,000")
-_rate = _number(float, lambda v: 0 < v < 1e9, "a number of records/s above 0")
-_fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1")
-_seconds = _number(float, lambda v: 0 < v < 86400, "seconds above 0 (under a day)")
-_attempts = _number(int, lambda v: 1 <= v <= 100, "a whole number from 1 to 100")
+_count = number(int, lambda v: 1 <= v <= MAX_EVENTS, f"a whole number from 1 to {MAX_EVENTS:,}")
+_sample_count = number(int, lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10,000")
+_rate = number(float, lambda v: 0 < v < 1e9, "a number of records/s above 0")
+_fraction = number(float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1")
+_seconds = number(float, lambda v: 0 < v < 86400, "seconds above 0 (under a day)")
+_attempts = number(int, lambda v: 1 <= v <= 100, "a whole number from 1 to 100")
 
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -191,7 +178,7 @@ def read_events_file(source: str) -> list[PlannedEvent]:
         reason = getattr(exc, "strerror", None) or exc
         raise InvalidEventError(f"cannot read {name}: {reason}") from None
     events = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -201,7 +188,7 @@ def read_events_file(source: str) -> list[PlannedEvent]:
                 raise InvalidEventError("not a JSON object")
             event = parse_event(line)
         except (ValueError, PoisonRecordError) as exc:
-            raise InvalidEventError(f"{name}:{number}: {exc}") from None
+            raise InvalidEventError(f"{name}:{line_no}: {exc}") from None
         fault: Fault = "transient" if event.chaos else "none"
         events.append(
             PlannedEvent(event.event_id, event.order_id, event.version, event.type, fault, payload)

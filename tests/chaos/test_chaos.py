@@ -29,19 +29,17 @@ from typing import Any
 
 import pytest
 
-from streamline.demo.conservation import DYNAMODB, KINESIS, SQS, Effect, check
+from streamline.demo.conservation import SQS, Effect, check
 from streamline.demo.run import (
     PATH_SHARES,
     failure_queue_depths,
+    path_producers,
     process_and_recover,
     quarantined_records,
     scan_table,
     split_paths,
 )
 from streamline.producers import (
-    DynamoDbProducer,
-    KinesisProducer,
-    SqsProducer,
     generate_events,
 )
 from tests.chaos.corpus import (
@@ -102,15 +100,7 @@ def test_hostile_input_duplicates_and_disorder_on_every_path(e2e: E2E) -> None:
     # Given valid events on every path, shuffled per order and partly duplicated
     valid = generate_events(VALID, seed=SEED)
     by_path = split_paths(valid, PATH_SHARES, random.Random(SEED))
-    sqs = cloud.client("sqs")
-    producers = {
-        KINESIS: [KinesisProducer(cloud.client("kinesis"), outputs["OrderEventsStreamName"])],
-        DYNAMODB: [DynamoDbProducer(cloud.client("dynamodb"), outputs["OrdersTableName"])],
-        SQS: [
-            SqsProducer(sqs, outputs["NotificationsQueueUrl"], task="notify"),
-            SqsProducer(sqs, outputs["FulfilmentQueueUrl"], task="fulfil"),
-        ],
-    }
+    producers = path_producers(cloud, outputs)
     calls = 0
     for path, events in by_path.items():
         for call in _disordered(list(events), rng):

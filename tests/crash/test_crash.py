@@ -11,11 +11,7 @@ records below the shards' checkpoints and 738 of 2,000 events vanished.)
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from streamline.demo.conservation import DYNAMODB, KINESIS, SQS, Effect, check
+from streamline.demo.conservation import Effect, check
 from streamline.demo.run import (
     PATH_SHARES,
+    path_producers,
     process_and_recover,
     quarantined_records,
     scan_table,
@@ -33,48 +30,16 @@ from streamline.demo.run import (
 )
 from streamline.local.deploy import deploy
 from streamline.local.remote import RemoteCloud
-from streamline.local.state import StateDir
-from streamline.producers import DynamoDbProducer, KinesisProducer, SqsProducer, generate_events
+from streamline.producers import generate_events
+from tests.detached import down, kill, up
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-_STREAMLINE = (sys.executable, "-m", "streamline")
-
-
-def _up(state: Path, port: int = 0) -> tuple[RemoteCloud, int, int]:
-    done = subprocess.run(
-        [*_STREAMLINE, "local", "up", "--detach", "--port", str(port), "--state-dir", str(state)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    info = StateDir(state).read_endpoint()
-    assert info is not None
-    return RemoteCloud(info.endpoint_url), info.port, info.pid
-
-
-def _down(state: Path) -> None:
-    subprocess.run(
-        [*_STREAMLINE, "local", "down", "--state-dir", str(state)],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _produce(cloud: RemoteCloud, outputs: dict[str, str], by_path: dict[str, list[Any]]) -> None:
-    sqs = cloud.client("sqs")
-    producers = {
-        KINESIS: [KinesisProducer(cloud.client("kinesis"), outputs["OrderEventsStreamName"])],
-        DYNAMODB: [DynamoDbProducer(cloud.client("dynamodb"), outputs["OrdersTableName"])],
-        SQS: [
-            SqsProducer(sqs, outputs["NotificationsQueueUrl"], task="notify"),
-            SqsProducer(sqs, outputs["FulfilmentQueueUrl"], task="fulfil"),
-        ],
-    }
+    producers = path_producers(cloud, outputs)
     for path, events in by_path.items():
         for producer in producers[path]:
             report = producer.send(events)
@@ -83,7 +48,8 @@ def _produce(cloud: RemoteCloud, outputs: dict[str, str], by_path: dict[str, lis
 
 def test_a_sigkill_in_the_middle_of_the_flow_loses_nothing(tmp_path: Path) -> None:
     state = tmp_path / "cloud"
-    cloud, port, pid = _up(state)
+    first = up(state)
+    cloud = RemoteCloud(first.endpoint_url)
     try:
         # The dev stage with 5 s function timeouts: queue visibility follows (35 s, not 185 s),
         # so the batches the killed cloud held in flight come back within the test's patience.
@@ -111,15 +77,9 @@ def test_a_sigkill_in_the_middle_of_the_flow_loses_nothing(tmp_path: Path) -> No
             assert time.monotonic() < deadline, "no effects appeared"
             time.sleep(0.2)
         assert cloud.busy(), "killed mid-flight, not after the work was done"
-        os.kill(pid, signal.SIGKILL)
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        kill(first.pid)
 
-        cloud, _, _ = _up(state, port)
+        cloud = RemoteCloud(up(state, first.port).endpoint_url)
         tally = process_and_recover(
             cloud,
             outputs,
@@ -137,4 +97,4 @@ def test_a_sigkill_in_the_middle_of_the_flow_loses_nothing(tmp_path: Path) -> No
         assert verdict.delivered + verdict.quarantined == len(planned)
         assert tally.failed == [] or all("ABORTED" in f for f in tally.failed)
     finally:
-        _down(state)
+        down(state)

@@ -8,7 +8,6 @@ only looks at the events its run produced.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from streamline.demo.run import (
     run_pipeline,
     scan_table,
 )
+from streamline.local.esm.testing import wait_until
 from streamline.producers import generate_events
 from tests.conftest import E2E
 from tests.orders import order_event
@@ -32,17 +32,6 @@ QUIET = {"out": lambda line: None}
 
 def _effects(e2e: E2E) -> dict[str, dict[str, Any]]:
     return {i["effect_id"]: i for i in scan_table(e2e.cloud, e2e.outputs["EffectsTableName"])}
-
-
-def _eventually(predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:g} s: {predicate}")
-        time.sleep(0.2)
 
 
 def test_the_demo_flow_conserves_every_event_at_small_scale(e2e: E2E) -> None:
@@ -96,7 +85,7 @@ def test_a_malformed_record_lands_in_its_failure_queue_with_a_reason_and_blocks_
     sqs.send_message(QueueUrl=e2e.outputs["NotificationsQueueUrl"], MessageBody="<notify me>")
 
     # The good record behind the junk is processed without waiting out any retries.
-    _eventually(lambda: f"notify#{order}#CREATED" in _effects(e2e), timeout=60)
+    wait_until(lambda: f"notify#{order}#CREATED" in _effects(e2e), timeout=60, interval=0.2)
     e2e.cloud.wait_idle(timeout=120)
 
     envelopes = _peek(e2e, e2e.outputs["IngestFailureQueueUrl"]) + _peek(
@@ -172,9 +161,10 @@ def _recover(e2e: E2E) -> dict[str, Any]:
     arn = sfn.start_execution(
         stateMachineArn=e2e.outputs["RecoveryStateMachineArn"], input=json.dumps({"trigger": "e2e"})
     )["executionArn"]
-    done = _eventually(
+    done = wait_until(
         lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
         timeout=180,
+        interval=0.2,
     )
     assert done["status"] == "SUCCEEDED", done
     e2e.cloud.wait_idle(timeout=120)

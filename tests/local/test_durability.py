@@ -9,11 +9,6 @@ cloud's engines.)
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,54 +16,16 @@ from typing import Any
 import pytest
 
 from streamline.local.cloud import make_client
-from streamline.local.runtime.testing import _ensure_iam_role, create_function
-from streamline.local.state import StateDir
+from streamline.local.esm.testing import create_streamed_table, wait_until
+from streamline.local.runtime.testing import PRINTER, create_function, ensure_iam_role
+from tests.detached import down, kill, local_cli, up
 
 pytestmark = pytest.mark.local
 
-PRINTER = {
-    "app.py": """
-    import json
-    def handler(event, context):
-        print("delivered " + json.dumps(event))
-        return {"ok": True}
-    """
-}
-
-
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streamline", "local", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
 
 def _up(state: Path, port: int = 0) -> tuple[str, int, int]:
-    done = _cli("up", "--detach", "--port", str(port), "--state-dir", str(state))
-    assert done.returncode == 0, done.stderr + done.stdout
-    info = StateDir(state).read_endpoint()
-    assert info is not None
-    return info.endpoint_url, info.port, info.pid
-
-
-def _kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        # reap it if it is our grandchild's zombie; otherwise wait for the kernel
-        time.sleep(0.05)
-    raise AssertionError(f"pid {pid} did not die")
-
-
-def _down(state: Path) -> None:
-    _cli("down", "--state-dir", str(state))
+    cloud = up(state, port)
+    return cloud.endpoint_url, cloud.port, cloud.pid
 
 
 def _kinesis_records(kinesis: Any, name: str) -> list[tuple[str, bytes]]:
@@ -86,24 +43,13 @@ def _kinesis_records(kinesis: Any, name: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def _wait(predicate: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:g} s")
-        time.sleep(0.2)
-
-
 def test_a_sigkilled_cloud_comes_back_with_everything_it_acknowledged(tmp_path: Path) -> None:
     state = tmp_path / "cloud"
     endpoint, port, pid = _up(state)
     name = f"crash-{uuid.uuid4().hex[:8]}"
     try:
         # Given queues, a stream, a table with its stream, a function and an async event
-        _ensure_iam_role(endpoint)
+        ensure_iam_role(endpoint)
         sqs, kinesis, ddb, lam = (
             make_client(s, endpoint) for s in ("sqs", "kinesis", "dynamodb", "lambda")
         )
@@ -114,7 +60,7 @@ def test_a_sigkilled_cloud_comes_back_with_everything_it_acknowledged(tmp_path: 
                 Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
             )
         kinesis.create_stream(StreamName=name, ShardCount=1)
-        _wait(
+        wait_until(
             lambda: (
                 kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamStatus"]
                 == "ACTIVE"
@@ -123,13 +69,7 @@ def test_a_sigkilled_cloud_comes_back_with_everything_it_acknowledged(tmp_path: 
         for n in range(20):
             kinesis.put_record(StreamName=name, Data=f"r{n}".encode(), PartitionKey="p")
         before = _kinesis_records(kinesis, name)
-        table = ddb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )["TableDescription"]
+        table = create_streamed_table(ddb, name, key="k")
         for n in range(10):
             ddb.update_item(
                 TableName=name,
@@ -142,7 +82,7 @@ def test_a_sigkilled_cloud_comes_back_with_everything_it_acknowledged(tmp_path: 
         lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": "kept"}')
 
         # When the cloud is killed with nothing saved but what it journaled as it went
-        _kill(pid)
+        kill(pid)
         endpoint, port2, pid = _up(state, port)
         assert port2 == port
 
@@ -175,9 +115,9 @@ def test_a_sigkilled_cloud_comes_back_with_everything_it_acknowledged(tmp_path: 
                 return False
             return any('delivered {"n": "kept"}' in e["message"] for e in events)
 
-        _wait(delivered, timeout=90)
+        wait_until(delivered, timeout=90, interval=0.2)
     finally:
-        _down(state)
+        down(state)
 
 
 def test_up_works_at_once_after_a_stop_and_after_a_kill(tmp_path: Path) -> None:
@@ -190,12 +130,12 @@ def test_up_works_at_once_after_a_stop_and_after_a_kill(tmp_path: Path) -> None:
     for _ in range(20):
         sqs.list_queues()
 
-    down = _cli("down", "--state-dir", str(state))
-    assert down.returncode == 0, down.stderr
+    stopped = local_cli("down", "--state-dir", str(state))
+    assert stopped.returncode == 0, stopped.stderr
     endpoint, _, pid = _up(state, port)
     assert "kept" in json.dumps(make_client("sqs", endpoint).list_queues())
 
-    _kill(pid)
+    kill(pid)
     endpoint, _, pid = _up(state, port)  # the stale pid file is recognised and cleared
     assert "kept" in json.dumps(make_client("sqs", endpoint).list_queues())
-    _down(state)
+    down(state)

@@ -15,7 +15,12 @@ from botocore.exceptions import ClientError
 
 from streamline.local.contracts import ManualClock, SystemClock
 from streamline.local.esm import EsmEngine
-from streamline.local.esm.testing import MotoHarness, ScriptedInvoker, wait_until
+from streamline.local.esm.testing import (
+    MotoHarness,
+    ScriptedInvoker,
+    create_streamed_table,
+    wait_until,
+)
 
 SHARD0 = "shardId-000000000000"
 SHARD1 = "shardId-000000000001"
@@ -380,13 +385,7 @@ def test_item_21_kinesis_record_shape(env: Env) -> None:
 
 def test_item_22_dynamodb_record_shape(env: Env) -> None:
     ddb = env.moto.client("dynamodb")
-    table = ddb.create_table(
-        TableName=env.name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]
+    table = create_streamed_table(ddb, env.name)
     arn = table["LatestStreamArn"]
     env.mapping(arn, StartingPosition="LATEST")  # LATEST: records after the mapping's creation
     ddb.put_item(TableName=env.name, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
@@ -497,15 +496,7 @@ def test_resharding_new_shards_are_picked_up(env: Env) -> None:
 
 def _binary_table(env: Env) -> str:
     ddb = env.moto.client("dynamodb")
-    return str(
-        ddb.create_table(
-            TableName=env.name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )["TableDescription"]["LatestStreamArn"]
-    )
+    return str(create_streamed_table(ddb, env.name)["LatestStreamArn"])
 
 
 def test_binary_attributes_reach_the_function_as_base64_and_the_shard_goes_on(env: Env) -> None:

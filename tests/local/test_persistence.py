@@ -19,18 +19,9 @@ import pytest
 
 from streamline.local import persistence
 from streamline.local.cloud import LocalCloud
-from streamline.local.runtime.testing import _ensure_iam_role, create_function
+from streamline.local.runtime.testing import PRINTER, create_function, ensure_iam_role
 
 pytestmark = pytest.mark.local
-
-PRINTER = {
-    "app.py": """
-    import json
-    def handler(event, context):
-        print("delivered " + json.dumps(event))
-        return {"ok": True}
-    """
-}
 
 
 def _cloud(state_dir: Path) -> LocalCloud:
@@ -42,7 +33,7 @@ def test_queues_streams_tables_functions_and_async_events_survive_a_restart(
 ) -> None:
     name = f"persist-{uuid.uuid4().hex[:8]}"
     with _cloud(tmp_path) as cloud:
-        _ensure_iam_role(cloud.endpoint_url)
+        ensure_iam_role(cloud.endpoint_url)
         sqs, kinesis, ddb, lam = (cloud.client(s) for s in ("sqs", "kinesis", "dynamodb", "lambda"))
         url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
         sqs.send_message_batch(

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from streamline.local import patches
 from streamline.local.cloud import LocalCloud
 from streamline.local.contracts import InvokeResult, Throttled
+from streamline.local.esm.testing import create_streamed_table
 
 
 class RecordingInvoker:
@@ -136,13 +137,7 @@ def test_dynamodb_stream_records_are_not_cleared_by_a_mapping(
     fn = _function(cloud)
     ddb = cloud.client("dynamodb")
     table = f"t-{uuid.uuid4().hex[:8]}"
-    stream_arn = ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]["LatestStreamArn"]
+    stream_arn = create_streamed_table(ddb, table)["LatestStreamArn"]
     cloud.client("lambda").create_event_source_mapping(
         EventSourceArn=stream_arn, FunctionName=fn["FunctionName"], StartingPosition="TRIM_HORIZON"
     )
@@ -150,14 +145,19 @@ def test_dynamodb_stream_records_are_not_cleared_by_a_mapping(
     for n in range(3):
         ddb.put_item(TableName=table, Item={"pk": {"S": f"k{n}"}})
 
+    records = _stream_records(cloud, stream_arn)
+    assert [r["eventName"] for r in records] == ["INSERT"] * 3
+    assert recorder.sync == []
+
+
+def _stream_records(cloud: LocalCloud, stream_arn: str) -> list[dict[str, Any]]:
+    """The first page of a table stream's first shard, from its start."""
     streams = cloud.client("dynamodbstreams")
     shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
     iterator = streams.get_shard_iterator(
         StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
-    assert [r["eventName"] for r in records] == ["INSERT"] * 3
-    assert recorder.sync == []
+    return list(streams.get_records(ShardIterator=iterator)["Records"])
 
 
 def test_update_item_of_a_new_item_writes_one_insert_with_the_whole_item(
@@ -166,13 +166,7 @@ def test_update_item_of_a_new_item_writes_one_insert_with_the_whole_item(
     """moto recorded the bare key first: an INSERT whose image held only the key."""
     ddb = cloud.client("dynamodb")
     table = f"t-{uuid.uuid4().hex[:8]}"
-    stream_arn = ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]["LatestStreamArn"]
+    stream_arn = create_streamed_table(ddb, table)["LatestStreamArn"]
 
     ddb.update_item(
         TableName=table,
@@ -187,12 +181,7 @@ def test_update_item_of_a_new_item_writes_one_insert_with_the_whole_item(
         ExpressionAttributeValues={":v": {"N": "2"}},
     )
 
-    streams = cloud.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
-    iterator = streams.get_shard_iterator(
-        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
+    records = _stream_records(cloud, stream_arn)
     assert [(r["eventName"], r["dynamodb"]["NewImage"]) for r in records] == [
         ("INSERT", {"pk": {"S": "k"}, "v": {"N": "1"}}),
         ("MODIFY", {"pk": {"S": "k"}, "v": {"N": "2"}}),

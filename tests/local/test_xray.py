@@ -7,7 +7,6 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -15,6 +14,7 @@ from orderflow.dal.xray import DaemonEmitter
 from orderflow.tracing import LinkedTraces, parse_daemon_address
 
 from streamline.local.cloud import LocalCloud
+from streamline.local.esm.testing import wait_until
 from streamline.local.runtime.testing import make_zip
 from streamline.ops.target import Target
 from streamline.ops.traces import format_tree, run
@@ -42,17 +42,6 @@ def handler(event, context):
 
 def _trace_id() -> str:
     return f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
-
-
-def _eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def _documents(cloud: LocalCloud, trace_id: str) -> list[dict[str, Any]]:
@@ -83,7 +72,7 @@ def test_daemon_stores_udp_segments_and_skips_malformed(cloud: LocalCloud) -> No
     _send(daemon.address, b'{"format": "json", "version": 1}\n{"name": "no id"}')
     _send(daemon.address, b'{"format": "json", "version": 1}\n' + json.dumps(segment).encode())
 
-    (stored,) = _eventually(lambda: _documents(cloud, trace_id))
+    (stored,) = wait_until(lambda: _documents(cloud, trace_id))
     assert stored["name"] == "udp"
     assert daemon.malformed == skipped + 2
 
@@ -111,7 +100,7 @@ def test_linked_segments_from_orderflow_reach_xray_under_their_upstream_segment(
         documents = _documents(cloud, trace_id)
         return documents if len(documents) == 2 else None
 
-    lines = format_tree(trace_id, _eventually(both))
+    lines = format_tree(trace_id, wait_until(both))
     assert lines[1].startswith("  producer  ")
     assert lines[2].startswith("    consumer  ")
 
@@ -143,7 +132,7 @@ def test_powertools_subsegments_reach_xray_under_the_function_segment(
         names = {d["name"] for d in docs}
         return docs if name in names and "## handler" in names else None
 
-    documents = _eventually(complete)
+    documents = wait_until(complete)
     (function,) = [d for d in documents if d["name"] == name]
     assert function["origin"] == "AWS::Lambda::Function"
     handler = next(d for d in documents if d["name"] == "## handler")

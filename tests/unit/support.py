@@ -115,6 +115,31 @@ class Pipeline:
             out.extend(got)
         return out
 
+    def orders_stream_records(self) -> tuple[str, list[dict[str, Any]]]:
+        """The orders table's stream: its (one) shard id and every record from its start."""
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        shard = streams.describe_stream(StreamArn=self.orders_stream_arn)["StreamDescription"][
+            "Shards"
+        ][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=self.orders_stream_arn,
+            ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON",
+        )["ShardIterator"]
+        return shard["ShardId"], streams.get_records(ShardIterator=iterator)["Records"]
+
+    def source(self, name: str, kind: str, target: dict[str, Any]) -> dict[str, Any]:
+        """A recovery source (the drain task's input) for one of the failure queues."""
+        return {"name": name, "kind": kind, "queueUrl": self.queues[name], "target": target}
+
+    def send(self, queue: str, body: dict[str, Any] | str, **extra: Any) -> None:
+        """Send one message (a dict is sent as JSON) to one of the pipeline's queues."""
+        boto3.client("sqs", region_name=REGION).send_message(
+            QueueUrl=self.queues[queue],
+            MessageBody=body if isinstance(body, str) else json.dumps(body),
+            **extra,
+        )
+
     def effect_ids(self) -> list[str]:
         ddb = boto3.client("dynamodb", region_name=REGION)
         items = ddb.scan(TableName=self.effects_table)["Items"]

@@ -397,35 +397,21 @@ def test_a_range_of_removals_only_is_kept_for_a_human_and_its_message_settled(
     ddb = boto3.client("dynamodb")
     ddb.put_item(TableName=pipeline.orders_table, Item={"order_id": {"S": "o-gone"}})
     ddb.delete_item(TableName=pipeline.orders_table, Key={"order_id": {"S": "o-gone"}})
-    streams = boto3.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=pipeline.orders_stream_arn)["StreamDescription"][
-        "Shards"
-    ][0]
-    iterator = streams.get_shard_iterator(
-        StreamArn=pipeline.orders_stream_arn,
-        ShardId=shard["ShardId"],
-        ShardIteratorType="TRIM_HORIZON",
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
+    shard_id, records = pipeline.orders_stream_records()
     removal = next(r for r in records if r["eventName"] == "REMOVE")
     sequence = removal["dynamodb"]["SequenceNumber"]
     failure = {
         "DDBStreamBatchInfo": {
-            "shardId": shard["ShardId"],
+            "shardId": shard_id,
             "startSequenceNumber": sequence,
             "endSequenceNumber": sequence,
             "streamArn": pipeline.orders_stream_arn,
         }
     }
-    boto3.client("sqs").send_message(
-        QueueUrl=pipeline.queues["changes-failures"], MessageBody=json.dumps(failure)
+    pipeline.send("changes-failures", failure)
+    source = pipeline.source(
+        "changes-failures", "dynamodb-failure", {"type": "lambda", "functionName": "changes"}
     )
-    source = {
-        "name": "changes-failures",
-        "kind": "dynamodb-failure",
-        "queueUrl": pipeline.queues["changes-failures"],
-        "target": {"type": "lambda", "functionName": "changes"},
-    }
 
     out = load_function("recovery").drain({"source": source}, context)
 
@@ -515,15 +501,10 @@ def test_a_forged_dynamodb_range_the_sdk_refuses_is_quarantined_not_deferred(
             "streamArn": pipeline.orders_stream_arn,
         }
     }
-    boto3.client("sqs").send_message(
-        QueueUrl=pipeline.queues["changes-failures"], MessageBody=json.dumps(forged)
+    pipeline.send("changes-failures", forged)
+    source = pipeline.source(
+        "changes-failures", "dynamodb-failure", {"type": "lambda", "functionName": "changes"}
     )
-    source = {
-        "name": "changes-failures",
-        "kind": "dynamodb-failure",
-        "queueUrl": pipeline.queues["changes-failures"],
-        "target": {"type": "lambda", "functionName": "changes"},
-    }
 
     out = load_function("recovery").drain({"source": source}, context)
 

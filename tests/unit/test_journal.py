@@ -22,14 +22,20 @@ def test_entries_come_back_in_order_after_a_given_seq(tmp_path: Path) -> None:
     assert [(e.seq, e.data["n"]) for e in entries] == [(3, 2), (4, 3), (5, 4)]
 
 
-def test_a_torn_last_frame_ends_the_journal_there(tmp_path: Path) -> None:
-    # Given a crash in the middle of writing the last frame
-    journal = Journal(tmp_path, sync="never")
+def _one_segment(folder: Path, *data: str) -> Path:
+    """A journal of ``data`` (one entry each) written and closed; its only segment."""
+    journal = Journal(folder, sync="never")
     journal.open(after=0)
-    journal.append("http", 1.0, "first")
-    journal.append("http", 2.0, "second")
+    for n, item in enumerate(data, 1):
+        journal.append("http", float(n), item)
     journal.close()
     (segment,) = journal.segments()
+    return segment
+
+
+def test_a_torn_last_frame_ends_the_journal_there(tmp_path: Path) -> None:
+    # Given a crash in the middle of writing the last frame
+    segment = _one_segment(tmp_path, "first", "second")
     segment.write_bytes(segment.read_bytes()[:-3])
 
     # Then what was whole is read, and nothing after it
@@ -37,12 +43,7 @@ def test_a_torn_last_frame_ends_the_journal_there(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_frame_is_not_taken_for_data(tmp_path: Path) -> None:
-    journal = Journal(tmp_path, sync="never")
-    journal.open(after=0)
-    journal.append("http", 1.0, "kept")
-    journal.append("http", 2.0, "flipped")
-    journal.close()
-    (segment,) = journal.segments()
+    segment = _one_segment(tmp_path, "kept", "flipped")
     data = bytearray(segment.read_bytes())
     data[-1] ^= 0xFF
     segment.write_bytes(bytes(data))

@@ -27,24 +27,11 @@ def order_event(order_id: str = "o-9", version: int = 1, **change) -> dict:
     }
 
 
-def source(pipeline, name: str, kind: str, target: dict) -> dict:
-    return {"name": name, "kind": kind, "queueUrl": pipeline.queues[name], "target": target}
-
-
 def kinesis_source(pipeline) -> dict:
-    return source(
-        pipeline,
+    return pipeline.source(
         "ingest-failures",
         "kinesis-failure",
         {"type": "kinesis", "streamName": pipeline.stream_name},
-    )
-
-
-def send(pipeline, queue: str, body: dict | str, **extra) -> None:
-    boto3.client("sqs").send_message(
-        QueueUrl=pipeline.queues[queue],
-        MessageBody=body if isinstance(body, str) else json.dumps(body),
-        **extra,
     )
 
 
@@ -97,7 +84,7 @@ def test_given_a_kinesis_failure_record_when_drained_then_its_range_is_reread_an
         json.dumps(order_event()),
     ]
     sequences = put_records(pipeline, payloads)
-    send(pipeline, "ingest-failures", kinesis_failure(pipeline, sequences[1], sequences[2]))
+    pipeline.send("ingest-failures", kinesis_failure(pipeline, sequences[1], sequences[2]))
 
     out = recovery.drain({"source": kinesis_source(pipeline), "maxMessages": 10}, context)
 
@@ -143,33 +130,21 @@ def test_given_a_dynamodb_failure_record_when_drained_then_changes_are_reread_fr
     for version in (1, 2):
         event = OrderEvent.model_validate(order_event("o-7", version, type="OrderPaid"))
         ddb.put_item(TableName=pipeline.orders_table, Item=state_to_item(state_for(event)))
-    streams = boto3.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=pipeline.orders_stream_arn)["StreamDescription"][
-        "Shards"
-    ][0]
-    iterator = streams.get_shard_iterator(
-        StreamArn=pipeline.orders_stream_arn,
-        ShardId=shard["ShardId"],
-        ShardIteratorType="TRIM_HORIZON",
-    )["ShardIterator"]
-    sequences = [
-        r["dynamodb"]["SequenceNumber"]
-        for r in streams.get_records(ShardIterator=iterator)["Records"]
-    ]
+    shard_id, records = pipeline.orders_stream_records()
+    sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
     failure = {
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
         "responseContext": {"functionError": "Unhandled"},
         "DDBStreamBatchInfo": {
-            "shardId": shard["ShardId"],
+            "shardId": shard_id,
             "startSequenceNumber": sequences[1],
             "endSequenceNumber": sequences[1],
             "batchSize": 1,
             "streamArn": pipeline.orders_stream_arn,
         },
     }
-    send(pipeline, "changes-failures", failure)
-    changes_source = source(
-        pipeline,
+    pipeline.send("changes-failures", failure)
+    changes_source = pipeline.source(
         "changes-failures",
         "dynamodb-failure",
         {"type": "lambda", "functionName": "changes", "streamArn": pipeline.orders_stream_arn},
@@ -197,9 +172,8 @@ def test_given_a_dlq_message_when_drained_then_revalidated_against_the_task_sche
     pipeline, load_function, context, body, classification
 ):
     recovery = load_function("recovery")
-    send(pipeline, "notifications-dlq", body)
-    dlq = source(
-        pipeline,
+    pipeline.send("notifications-dlq", body)
+    dlq = pipeline.source(
         "notifications-dlq",
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
@@ -218,8 +192,7 @@ def test_given_a_lambda_destination_record_when_drained_then_classified_by_its_e
     pipeline, load_function, context, error_type, classification
 ):
     recovery = load_function("recovery")
-    send(
-        pipeline,
+    pipeline.send(
         "notify-failures",
         {
             "version": "1.0",
@@ -229,8 +202,7 @@ def test_given_a_lambda_destination_record_when_drained_then_classified_by_its_e
             "responsePayload": {"errorType": error_type, "errorMessage": "it broke"},
         },
     )
-    failures = source(
-        pipeline,
+    failures = pipeline.source(
         "notify-failures",
         "lambda-destination",
         {"type": "lambda-async", "functionName": "notifier"},
@@ -248,9 +220,8 @@ def test_given_many_messages_when_drained_then_the_state_stays_small(
 ):
     recovery = load_function("recovery")
     for _ in range(10):
-        send(pipeline, "notifications-dlq", "x" * 40_000)
-    dlq = source(
-        pipeline,
+        pipeline.send("notifications-dlq", "x" * 40_000)
+    dlq = pipeline.source(
         "notifications-dlq",
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
@@ -304,8 +275,7 @@ def test_given_a_fulfilment_task_when_replayed_to_fifo_then_grouped_by_order(
 ):
     recovery = load_function("recovery")
     task = json.loads(load_event("sqs_fifo_fulfilment")["Records"][0]["body"])
-    src = source(
-        pipeline,
+    src = pipeline.source(
         "fulfilment-dlq.fifo",
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["fulfilment.fifo"]},
@@ -331,8 +301,7 @@ def test_given_a_change_when_replayed_to_the_changes_function_then_tasks_are_sen
 
     monkeypatch.setattr(FunctionInvoker, "invoke_sync", invoke_changes)
     recovery = load_function("recovery")
-    src = source(
-        pipeline,
+    src = pipeline.source(
         "changes-failures",
         "dynamodb-failure",
         {"type": "lambda", "functionName": "changes"},
@@ -353,8 +322,7 @@ def test_given_a_task_when_replayed_async_then_notifier_is_invoked(
     pipeline, load_function, context
 ):
     recovery = load_function("recovery")
-    src = source(
-        pipeline,
+    src = pipeline.source(
         "notify-failures",
         "lambda-destination",
         {"type": "lambda-async", "functionName": "notifier"},
@@ -431,8 +399,7 @@ def test_given_a_quarantined_record_when_replayed_then_refused(pipeline, load_fu
 
 
 def notifications_dlq(pipeline) -> dict:
-    return source(
-        pipeline,
+    return pipeline.source(
         "notifications-dlq",
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["notifications"]},
@@ -460,7 +427,7 @@ def test_given_handled_records_when_acknowledged_then_each_message_is_deleted_on
 ):
     recovery = load_function("recovery")
     for _ in range(12):
-        send(pipeline, "notifications-dlq", load_event("notifier_task"))
+        pipeline.send("notifications-dlq", load_event("notifier_task"))
     dlq = notifications_dlq(pipeline)
     items = []
     for _ in range(2):
@@ -485,7 +452,7 @@ def test_given_a_message_with_a_failed_record_when_acknowledged_then_only_it_is_
 ):
     recovery = load_function("recovery")
     for _ in range(2):
-        send(pipeline, "notifications-dlq", load_event("notifier_task"))
+        pipeline.send("notifications-dlq", load_event("notifier_task"))
     dlq = notifications_dlq(pipeline)
     first, second = (i["receiptHandle"] for i in recovery.drain({"source": dlq}, context)["items"])
     # a stream failure message expands into several records sharing its receipt handle
@@ -513,7 +480,7 @@ def test_given_no_records_when_acknowledged_then_empty_lists_and_nothing_deleted
     pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
-    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    pipeline.send("notifications-dlq", load_event("notifier_task"))
     dlq = notifications_dlq(pipeline)
     fail_when(
         monkeypatch, recovery.FailureQueue, "delete", lambda *a, **k: True, AssertionError("call")
@@ -535,7 +502,7 @@ def test_given_only_failed_records_when_acknowledged_then_nothing_is_deleted(
     pipeline, load_function, context
 ):
     recovery = load_function("recovery")
-    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    pipeline.send("notifications-dlq", load_event("notifier_task"))
     dlq = notifications_dlq(pipeline)
     items = recovery.drain({"source": dlq}, context)["items"]
 
@@ -551,7 +518,7 @@ def test_given_a_delete_error_when_acknowledged_then_outcomes_are_kept_with_the_
     pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
-    send(pipeline, "notifications-dlq", load_event("notifier_task"))
+    pipeline.send("notifications-dlq", load_event("notifier_task"))
     dlq = notifications_dlq(pipeline)
     items = recovery.drain({"source": dlq}, context)["items"]
     fail_when(

@@ -37,6 +37,7 @@ __all__ = [
     "InvokeCall",
     "MotoHarness",
     "ScriptedInvoker",
+    "create_streamed_table",
     "moto_harness",
     "wait_until",
 ]
@@ -223,6 +224,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def create_streamed_table(ddb: Any, name: str, key: str = "pk") -> dict[str, Any]:
+    """An on-demand table keyed by string ``key`` with a NEW_AND_OLD_IMAGES stream."""
+    return dict(
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]
+    )
 
 
 @contextmanager

@@ -18,9 +18,27 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROLE_ARN", "LocalMoto", "create_function", "local_moto", "make_zip"]
+__all__ = [
+    "PRINTER",
+    "ROLE_ARN",
+    "LocalMoto",
+    "create_function",
+    "ensure_iam_role",
+    "local_moto",
+    "make_zip",
+]
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/lambda-role"
+
+# A function that prints each event it gets: its delivery shows in its log group.
+PRINTER = {
+    "app.py": """
+    import json
+    def handler(event, context):
+        print("delivered " + json.dumps(event))
+        return {"ok": True}
+    """
+}
 
 
 def make_zip(files: dict[str, str]) -> bytes:
@@ -80,13 +98,13 @@ def local_moto() -> Iterator[LocalMoto]:
     server = MotoServer(port=None)
     server.start()
     try:
-        _ensure_iam_role(server.endpoint_url)
+        ensure_iam_role(server.endpoint_url)
         yield LocalMoto(endpoint_url=server.endpoint_url, backends=server.backends)
     finally:
         server.stop()
 
 
-def _ensure_iam_role(endpoint_url: str) -> None:
+def ensure_iam_role(endpoint_url: str) -> None:
     """moto's CreateFunction checks the role exists."""
     import json
 
