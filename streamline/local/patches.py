@@ -736,6 +736,74 @@ class VisibleMessages:
         return sum(1 for _ in self)
 
 
+@_patch("moto.sqs.models:SQSBackend.receive_message")
+def sqs_receive_keeps_fifo_group_order() -> None:
+    """ReceiveMessage delivers a FIFO group in order and nothing of it while any is in flight.
+
+    moto 5.2.5 recomputed the in-flight groups while it walked the queue: when m1, m2 and m3 of
+    one group were visible again together, m1 and m2 were skipped (m3 still counted as in
+    flight) and m3 went out first. We settle every timed-out receive before the walk, so a
+    group is blocked exactly while one of its messages is in flight, as SQS documents. The
+    rest is moto's: the redrive to the dead-letter queue at maxReceiveCount, retention, long
+    polling (through ``Queue.wait_for_messages``).
+    """
+    from copy import deepcopy
+
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend, _filter_message_attributes
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        queue = self.get_queue(queue_name)
+        polling_end = unix_time() + wait_seconds_timeout
+        while True:
+            result = _receive_once(
+                self, queue, count, visibility_timeout, message_attribute_names or []
+            )
+            if result or not wait_seconds_timeout or unix_time() > polling_end:
+                return result
+            queue.wait_for_messages(1)
+
+    def _receive_once(
+        backend: Any, queue: Any, count: int, visibility_timeout: int, names: list[str]
+    ) -> list[Any]:
+        pending = queue.pending_messages
+        for message in [m for m in pending if m.visible]:
+            pending.discard(message)  # its visibility timed out: no longer in flight
+        blocked = {m.group_id for m in pending if m.group_id is not None}
+        fifo = bool(queue.fifo_queue)
+        policy = queue.redrive_policy if queue.dead_letter_queue is not None else None
+        result: list[Any] = []
+        to_dlq: list[Any] = []
+        for message in queue.messages:
+            if fifo and message.group_id in blocked:
+                continue
+            if policy and message.approximate_receive_count >= policy["maxReceiveCount"]:
+                to_dlq.append(message)
+                continue
+            if not backend.is_message_valid_based_on_retention_period(queue.name, message):
+                break
+            pending.add(message)
+            message.mark_received(visibility_timeout=visibility_timeout)
+            copy = deepcopy(message)  # attribute filtering must not change the stored message
+            _filter_message_attributes(copy, names)
+            result.append(copy)
+            if len(result) >= count:
+                break
+        for message in to_dlq:
+            queue._messages.remove(message)
+            queue.dead_letter_queue.add_message(message)
+        return result
+
+    _replace(SQSBackend, "receive_message", receive_message)
+
+
 @_patch("moto.sqs.models:SQSBackend.send_message_batch")
 def sqs_batch_entries_keep_system_attributes() -> None:
     """SendMessageBatch keeps each entry's MessageSystemAttributes (AWSTraceHeader), as SQS does.

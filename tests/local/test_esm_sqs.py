@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -302,6 +302,128 @@ def test_item_08_fifo_group_order_kept_while_other_groups_flow(env: Env) -> None
     assert group_a == ["a1", "a1", "a2", "a3"]
     # B flowed while a1 was failing (before its redelivery).
     assert bodies.index("b2") < len(bodies) - 1 - bodies[::-1].index("a1")
+
+
+def _fifo_partial(failing: Callable[[dict[str, Any]], bool]) -> Any:
+    """A handler that reports what Powertools' ``SqsFifoPartialProcessor(skip_group_on_error=
+    True)`` reports: each failing record and every later record of its group in the batch."""
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        failed_groups: set[str] = set()
+        failures = []
+        for record in event["Records"]:
+            group = record["attributes"]["MessageGroupId"]
+            if group in failed_groups or failing(record):
+                failed_groups.add(group)
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    return handler
+
+
+def _dlq(env: Env, fifo: bool) -> tuple[str, str]:
+    name = f"{env.name}-dlq" + (".fifo" if fifo else "")
+    attributes = {"FifoQueue": "true"} if fifo else {}
+    url = env.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = env.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _drain(env: Env, url: str) -> list[str]:
+    bodies: list[str] = []
+    while got := env.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages"):
+        bodies += [m["Body"] for m in got]
+        for message in got:
+            env.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_item_08_fifo_batches_of_ten_keep_a_failing_groups_order_to_the_dlq(env: Env) -> None:
+    """moto once delivered [a1 b1 a2 b2 a3 b3], then [a3] alone, then [a2]."""
+    dlq_url, dlq_arn = _dlq(env, fifo=True)
+    url, arn = env.queue(
+        vt=1,
+        fifo=True,
+        ContentBasedDeduplication="true",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+    )
+    for body in ("a1", "b1", "a2", "b2", "a3", "b3"):
+        env.sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=body[0])
+    env.invoker.handler = _fifo_partial(lambda record: record["body"] == "a2")
+    env.mapping(arn, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
+
+    wait_until(lambda: env.depth(url) == 0 and env.depth(dlq_url) == 2, timeout=30)
+    wait_until(env.engine.idle)
+
+    batches = [[r["body"] for r in call.records] for call in env.invoker.calls]
+    for batch in batches:
+        group_a = [b for b in batch if b.startswith("a")]
+        assert group_a == sorted(group_a), batches
+        if "a3" in batch:
+            assert "a2" in batch, f"a3 delivered before a2's last delivery: {batches}"
+    delivered = [b for batch in batches for b in batch]
+    assert [delivered.count(b) for b in ("a1", "b1", "b2", "b3")] == [1, 1, 1, 1]
+    assert delivered.count("a2") == 2  # maxReceiveCount deliveries, then the DLQ
+    assert _drain(env, dlq_url) == ["a2", "a3"]
+
+
+def test_item_08_fifo_groups_never_overlap_across_pollers(env: Env) -> None:
+    url, arn = env.queue(vt=1, fifo=True, ContentBasedDeduplication="true")
+    groups = [f"g{n}" for n in range(5)]
+    for index in range(4):
+        for group in groups:
+            env.sqs.send_message(QueueUrl=url, MessageBody=f"{group}-{index}", MessageGroupId=group)
+    lock = threading.Lock()
+    in_flight: dict[str, int] = {}
+    overlaps: list[str] = []
+    done: list[str] = []
+    fail_once = {f"{group}-1" for group in groups[:3]}  # a failure in the middle of 3 groups
+
+    def failing(record: dict[str, Any]) -> bool:
+        with lock:
+            if record["body"] in fail_once:
+                fail_once.discard(record["body"])
+                return True
+        return False
+
+    partial = _fifo_partial(failing)
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        batch_groups = {r["attributes"]["MessageGroupId"] for r in event["Records"]}
+        with lock:
+            overlaps.extend(g for g in batch_groups if in_flight.get(g))
+            for group in batch_groups:
+                in_flight[group] = in_flight.get(group, 0) + 1
+        try:
+            response = partial(event, call)
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            with lock:
+                done.extend(r["body"] for r in event["Records"] if r["messageId"] not in failed)
+            return response
+        finally:
+            with lock:
+                for group in batch_groups:
+                    in_flight[group] -= 1
+
+    env.invoker.handler = handler
+    env.invoker.overlap = 2  # make sure pollers really run at once
+    env.invoker.overlap_timeout = 2.0
+    env.mapping(
+        arn,
+        BatchSize=2,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        ScalingConfig={"MaximumConcurrency": 3},
+    )
+
+    wait_until(lambda: env.depth(url) == 0, timeout=60)
+    wait_until(env.engine.idle)
+    assert overlaps == []
+    for group in groups:
+        assert [b for b in done if b.startswith(group)] == [f"{group}-{i}" for i in range(4)]
 
 
 def test_item_09_filtered_out_messages_are_deleted_without_invocation(env: Env) -> None:

@@ -5,12 +5,14 @@ batch at a time (BatchSize, batching window up to 300 s, 6 MB cap: item 7), drop
 do not match the filter by deleting them (item 9), invokes the function with AWS's record shape
 (item 10) and then deletes the batch, all but the reported failures, or nothing (items 4-5).
 
-What moto already does, and we rely on rather than re-implement (checked in moto 5.2.5
-``SQSBackend.receive_message``): the queue's VisibilityTimeout hides received messages and
-governs redelivery; ``ApproximateReceiveCount`` rises per receive; a message received
-``maxReceiveCount`` times moves to the RedrivePolicy DLQ on the next receive (item 6); FIFO groups
-with a message in flight are skipped while other groups flow, and a failed message, visible again,
-is delivered before later messages of its group (item 8). The mapping never changes visibility.
+What the queue does, and we rely on rather than re-implement (moto 5.2.5's
+``SQSBackend.receive_message``, with its FIFO walk replaced by
+``patches.sqs_receive_keeps_fifo_group_order``): the queue's VisibilityTimeout hides received
+messages and governs redelivery; ``ApproximateReceiveCount`` rises per receive; a message received
+``maxReceiveCount`` times moves to the RedrivePolicy DLQ on the next receive (item 6); a FIFO group
+with any message in flight is skipped while other groups flow, and a failed message, visible
+again, is delivered before later messages of its group, however many come back together (item
+8). The mapping never changes visibility.
 """
 
 from __future__ import annotations
