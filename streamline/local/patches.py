@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from streamline.local import durability
 from streamline.local.contracts import (
@@ -193,6 +193,34 @@ def using_invokers(invoker: Invoker | None, submitter: AsyncSubmitter | None) ->
         yield
     finally:
         set_invokers(*previous)
+
+
+class MappingObserver(Protocol):
+    """What runs the event source mappings (the ESM engine), told of changes as they are made.
+
+    Both are called by the request that makes the change, with the moto lock held: they must
+    not take a lock the engine holds while it waits for the moto lock.
+    """
+
+    def mapping_changed(self, uuid: str, enabled: bool, deleted: bool = False) -> None: ...
+
+    def mapping_state(self, uuid: str, enabled: bool) -> str: ...
+
+
+_mapping_observer: MappingObserver | None = None
+
+
+def set_mapping_observer(observer: MappingObserver | None) -> None:
+    """Register the engine that runs the mappings (process-wide; None: moto's own answers)."""
+    global _mapping_observer
+    _mapping_observer = observer
+
+
+def clear_mapping_observer(observer: MappingObserver) -> None:
+    """Unregister ``observer`` if it is still the registered one."""
+    global _mapping_observer
+    if _mapping_observer is observer:
+        _mapping_observer = None
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -879,6 +907,7 @@ def sqs_message_counters() -> None:
 @_patch(
     "moto.awslambda.models:LambdaBackend.create_event_source_mapping",
     "moto.awslambda.models:LambdaBackend.update_event_source_mapping",
+    "moto.awslambda.models:LambdaBackend.delete_event_source_mapping",
     "moto.awslambda.models:EventSourceMapping.get_configuration",
 )
 def lambda_event_source_mapping_validation() -> None:
@@ -894,10 +923,33 @@ def lambda_event_source_mapping_validation() -> None:
 
     from streamline.local.esm.validation import wrap_create, wrap_update
 
-    create = _original(LambdaBackend, "create_event_source_mapping")
-    update = _original(LambdaBackend, "update_event_source_mapping")
-    _replace(LambdaBackend, "create_event_source_mapping", wrap_create(create))
-    _replace(LambdaBackend, "update_event_source_mapping", wrap_update(update))
+    create = wrap_create(_original(LambdaBackend, "create_event_source_mapping"))
+    update = wrap_update(_original(LambdaBackend, "update_event_source_mapping"))
+    delete = _original(LambdaBackend, "delete_event_source_mapping")
+
+    # The engine hears of each change from the request that makes it: a disabled mapping
+    # receives nothing more once the request returns (AWS: nothing once it reports Disabled).
+    def create_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        esm = create(self, spec)
+        if _mapping_observer is not None and esm is not None:
+            _mapping_observer.mapping_changed(esm.uuid, bool(esm.enabled))
+        return esm
+
+    def update_mapping(self: Any, uuid: str, spec: dict[str, Any]) -> Any:
+        esm = update(self, uuid, spec)
+        if _mapping_observer is not None and esm is not None:
+            _mapping_observer.mapping_changed(esm.uuid, bool(esm.enabled))
+        return esm
+
+    def delete_mapping(self: Any, uuid: str) -> Any:
+        esm = delete(self, uuid)
+        if _mapping_observer is not None and esm is not None:
+            _mapping_observer.mapping_changed(esm.uuid, False, deleted=True)
+        return esm
+
+    _replace(LambdaBackend, "create_event_source_mapping", create_mapping)
+    _replace(LambdaBackend, "update_event_source_mapping", update_mapping)
+    _replace(LambdaBackend, "delete_event_source_mapping", delete_mapping)
 
     get_configuration = _original(EventSourceMapping, "get_configuration")
 
@@ -906,6 +958,9 @@ def lambda_event_source_mapping_validation() -> None:
         config["StateTransitionReason"] = getattr(
             self, "state_transition_reason", config.get("StateTransitionReason", "User action")
         )
+        if _mapping_observer is not None:
+            # "Disabling" until the pollers have stopped and in-flight batches are done.
+            config["State"] = _mapping_observer.mapping_state(self.uuid, bool(self.enabled))
         return config
 
     _replace(EventSourceMapping, "get_configuration", configuration)

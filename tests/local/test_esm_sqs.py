@@ -533,6 +533,52 @@ def test_item_12_enable_disable_update_delete_are_reconciled(env: Env) -> None:
     assert env.counts(url) == (1, 0)
 
 
+def _mapping_state(env: Env, mapping: str) -> str:
+    return str(env.lam.get_event_source_mapping(UUID=mapping)["State"])
+
+
+def test_item_12_disabling_until_the_batch_in_flight_ends_then_nothing_more(env: Env) -> None:
+    """A disabled mapping once kept delivering until the engine's next pass (seen within 8 s,
+    while GetEventSourceMapping said Disabled)."""
+    url, arn = env.queue(vt=30)
+    release = threading.Event()
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        if event["Records"][0]["body"] == "held":
+            release.wait(30)
+        return {}
+
+    env.invoker.handler = handler
+    mapping = env.mapping(arn, BatchSize=1)
+    _send(env, url, ["held"])
+    wait_until(lambda: env.invoker.in_flight == 1)
+
+    env.lam.update_event_source_mapping(UUID=mapping, Enabled=False)
+    _send(env, url, ["after-disable"])
+    assert _mapping_state(env, mapping) == "Disabling"  # its batch is still in flight
+
+    release.set()
+    wait_until(lambda: _mapping_state(env, mapping) == "Disabled")
+    wait_until(env.engine.idle)
+    time.sleep(0.3)  # several poll intervals: a disabled mapping receives nothing
+    assert env.invoker.bodies() == ["held"]
+    assert env.counts(url) == (1, 0)
+
+    env.lam.update_event_source_mapping(UUID=mapping, Enabled=True)
+    assert _mapping_state(env, mapping) == "Enabled"
+    wait_until(lambda: env.invoker.bodies() == ["held", "after-disable"])
+
+
+def test_item_12_disabled_and_enabled_again_at_once_keeps_polling(env: Env) -> None:
+    url, arn = env.queue(vt=30)
+    mapping = env.mapping(arn, BatchSize=1)
+    for _ in range(3):
+        env.lam.update_event_source_mapping(UUID=mapping, Enabled=False)
+        env.lam.update_event_source_mapping(UUID=mapping, Enabled=True)
+    _send(env, url, ["still-polled"])
+    wait_until(lambda: env.invoker.bodies() == ["still-polled"])
+
+
 def test_item_13_maximum_concurrency_caps_concurrent_invocations(env: Env) -> None:
     url, arn = env.queue(vt=30)
     # Every call lasts 0.15 s, and the first ones wait until two run at once: a loaded machine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -565,3 +566,32 @@ def test_a_checkpoint_past_the_stream_is_moved_back_and_says_so(env: Env) -> Non
     wait_until(lambda: len(env.invoker.records()) == 3)
     status = next(s for s in env.engine.status() if s["uuid"] == mapping)
     assert "past the restored stream" in str(status)
+
+
+def test_item_12_a_disabled_stream_mapping_reads_nothing_more_and_resumes_where_it_was(
+    env: Env,
+) -> None:
+    arn = env.stream()
+    release = threading.Event()
+
+    def handler(event: dict[str, Any], call: Any) -> Any:
+        if json.loads(base64.b64decode(event["Records"][0]["kinesis"]["data"])) == "held":
+            release.wait(30)
+        return {}
+
+    env.invoker.handler = handler
+    mapping = env.mapping(arn, BatchSize=1)
+    env.put("held")
+    wait_until(lambda: env.invoker.in_flight == 1)
+
+    env.lam.update_event_source_mapping(UUID=mapping, Enabled=False)
+    env.put("after-disable")
+    assert env.lam.get_event_source_mapping(UUID=mapping)["State"] == "Disabling"
+
+    release.set()
+    wait_until(lambda: env.lam.get_event_source_mapping(UUID=mapping)["State"] == "Disabled")
+    time.sleep(0.3)  # several poll intervals: a disabled mapping reads nothing
+    assert env.invoker.kinesis_data() == ['"held"']
+
+    env.lam.update_event_source_mapping(UUID=mapping, Enabled=True)
+    wait_until(lambda: env.invoker.kinesis_data() == ['"held"', '"after-disable"'])

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamline.local import patches
 from streamline.local.contracts import SystemClock
 from streamline.local.esm.checkpoints import CheckpointStore
 from streamline.local.esm.config import MappingConfig, SourceKind
@@ -72,6 +73,9 @@ class EsmEngine:
         self._refused: dict[str, str] = {}
         self._first_seen: dict[str, float] = {}
         self._stop = threading.Event()
+        # Set by stop() and by a mapping changed through the API: reconcile now, not at the
+        # next poll interval.
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self.last_error: str | None = None
@@ -85,12 +89,15 @@ class EsmEngine:
         self.reconcile()
         self._thread = threading.Thread(target=self._loop, name="esm-reconciler", daemon=True)
         self._thread.start()
+        patches.set_mapping_observer(self)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every worker; waits end at once, in-flight invocations get ``timeout`` seconds
         in all (not each) to finish. One that does not is delivered again after a restart."""
         deadline = time.monotonic() + timeout
+        patches.clear_mapping_observer(self)
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -111,7 +118,11 @@ class EsmEngine:
         self.stop()
 
     def _loop(self) -> None:
-        while not self.ctx.clock.wait(self.ctx.poll_interval, self._stop):
+        while True:
+            self.ctx.clock.wait(self.ctx.poll_interval, self._wake)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
             try:
                 self.reconcile()
             except Exception as exc:  # keep reconciling; make the failure visible
@@ -152,6 +163,10 @@ class EsmEngine:
                 elif worker is None:
                     self._refused.pop(uuid, None)
                     self._start_worker(config)
+                elif worker.stop_event.is_set():
+                    # Disabled by a request and enabled again before this pass saw it.
+                    self._retire(uuid)
+                    self._start_worker(config)
                 elif worker.config != config:
                     if (
                         worker.config.kind is not config.kind
@@ -184,6 +199,27 @@ class EsmEngine:
         worker = self._workers.pop(uuid)
         worker.stop()
         self._retired.append(worker)  # its in-flight batch finishes in the background
+
+    # -- changes made through the API (patches.MappingObserver) -------------------------------
+    # Called by the request that changes a mapping, with the moto lock held. The reconciler
+    # takes ``self._lock`` and then the moto lock (a stream worker lists its shards as it
+    # starts), so these must not take ``self._lock``: they read the worker tables without it
+    # (single dict and list reads are atomic) and leave the rest to the woken reconciler.
+    def mapping_changed(self, uuid: str, enabled: bool, deleted: bool = False) -> None:
+        """Stop a disabled or deleted mapping's pollers now; reconcile at once either way."""
+        worker = self._workers.get(uuid)
+        if worker is not None and (deleted or not enabled):
+            worker.stop()  # no receive or read starts after this (they check under the lock)
+        self._wake.set()
+
+    def mapping_state(self, uuid: str, enabled: bool) -> str:
+        """AWS's State: ``Disabling`` until the pollers have stopped and their batches ended."""
+        if enabled:
+            return "Enabled"
+        workers = [self._workers.get(uuid), *list(self._retired)]
+        if any(w is not None and w.config.uuid == uuid and not w.stopped() for w in workers):
+            return "Disabling"
+        return "Disabled"
 
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:
@@ -242,9 +278,5 @@ class EsmEngine:
 
 
 def _finished(worker: MappingWorker) -> bool:
-    """A retired worker is finished when none of its threads is still running a batch."""
-    if isinstance(worker, SqsWorker):
-        return worker._in_flight == 0
-    if isinstance(worker, StreamWorker):
-        return not any(s.in_round for s in worker.shard_workers.values())
-    return True
+    """A retired worker is finished when none of its threads is still running."""
+    return worker.stopped()

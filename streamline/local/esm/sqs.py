@@ -148,6 +148,11 @@ class SqsWorker(MappingWorker):
             thread.join(timeout)
         self.state = WorkerState.STOPPED
 
+    def stopped(self) -> bool:
+        return self.stop_event.is_set() and not any(
+            t.is_alive() for t in list(self._threads.values())
+        )
+
     # -- polling -----------------------------------------------------------------------------
     def _run(self, index: int) -> None:
         empty = self.ctx.empty_backoff
@@ -242,6 +247,10 @@ class SqsWorker(MappingWorker):
         region = backends.region
         kept: list[_Received] = []
         with backends.lock:
+            if self.stop_event.is_set():
+                # Disabled or deleted while this poller waited for the lock: the request that
+                # did it has returned, so nothing more may be received.
+                return [], 0
             sqs = backends.sqs()
             queue = sqs.get_queue(self.queue_name)
             # wait_seconds=0: never block while holding the lock; the queue's own

@@ -290,6 +290,10 @@ class StreamWorker(MappingWorker):
             worker.join(timeout)
         self.state = WorkerState.STOPPED
 
+    def stopped(self) -> bool:
+        threads = [self._thread, *(w._thread for w in list(self.shard_workers.values()))]
+        return self.stop_event.is_set() and not any(t is not None and t.is_alive() for t in threads)
+
     def idle(self) -> bool:
         return all(worker.idle() for worker in list(self.shard_workers.values()))
 
@@ -446,6 +450,8 @@ class ShardWorker:
             self.wait(errors.next())
             return
         errors.reset()
+        if self.stopping:
+            return  # disabled or deleted: what was read is read again if it is enabled again
         if closed_and_done:
             # AWS never writes to a closed shard, but moto 5.2.5 routes PutRecord to the
             # first shard whose hash range matches, open or not: after a split every new
@@ -474,6 +480,8 @@ class ShardWorker:
         role = self._role(config)
         while True:
             with self.ctx.backends.lock:
+                if self.stopping:
+                    return [], False  # stopped by the request that disabled the mapping
                 assert self.position is not None
                 records = self.parent.source.read(self.shard_id, self.position, limit, role)
                 if not records:

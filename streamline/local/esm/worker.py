@@ -120,6 +120,10 @@ class MappingWorker:
     def join(self, timeout: float) -> None:
         raise NotImplementedError
 
+    def stopped(self) -> bool:
+        """True once stopped and every thread has ended (no batch in flight any more)."""
+        raise NotImplementedError
+
     def update(self, config: MappingConfig) -> None:
         """Apply a changed mapping; takes effect on the next poll (item 12)."""
         self.config = config
@@ -134,7 +138,7 @@ class MappingWorker:
             "function": self.config.function_arn,
             "source_arn": self.config.source_arn,
             "kind": self.config.kind.value,
-            "state": "Enabled",
+            "state": "Disabling" if self.stop_event.is_set() else "Enabled",
             "worker_state": self.state.value,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
