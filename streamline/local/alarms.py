@@ -84,7 +84,8 @@ _COMPARISONS: dict[str, str] = {
 }
 _STATISTICS = ("Sum", "Average", "Minimum", "Maximum", "SampleCount")
 _MISSING_MODES = ("missing", "notBreaching", "breaching", "ignore")
-# moto creates every alarm in OK with this reason; AWS creates it in INSUFFICIENT_DATA.
+# The reason of an alarm nothing has evaluated yet (moto's; our patch starts it in
+# INSUFFICIENT_DATA, as AWS does, where moto chose OK).
 _UNCHECKED_REASON = "Unchecked: Initial alarm creation"
 # Display names CloudWatch uses in notification subjects and the "Region" field.
 _REGION_NAMES = {
@@ -317,13 +318,18 @@ def _statistic(samples: Sequence[Sample], statistic: str) -> float | None:
     if statistic == "SampleCount":
         return count
     # A percentile needs the raw values; a StatisticSet carries none, as in CloudWatch.
-    values = sorted(v for s in samples for v in s.values)
+    return percentile([v for s in samples for v in s.values], statistic)
+
+
+def percentile(values: Sequence[float], statistic: str) -> float | None:
+    """CloudWatch's ``pNN`` of raw values, None when there are none; ValueError when
+    ``statistic`` is no percentile."""
+    rank = _percentile_rank(statistic)
     if not values:
         return None
-    rank = _percentile_rank(statistic)
+    ordered = sorted(values)
     # Nearest rank: the smallest value with at least rank% of the values at or below it.
-    index = max(0, math.ceil(rank / 100.0 * len(values)) - 1)
-    return values[index]
+    return ordered[max(0, math.ceil(rank / 100.0 * len(ordered)) - 1)]
 
 
 def _breaches(definition: AlarmDefinition, value: float) -> bool:
@@ -607,7 +613,7 @@ class AlarmEvaluator:
             return None  # anomaly-detection bands need a model CloudWatch trains
         definition = _definition(alarm)
         unchecked = alarm.state_reason == _UNCHECKED_REASON
-        # AWS starts an alarm in INSUFFICIENT_DATA; moto in OK ("Unchecked").
+        # AWS starts an alarm in INSUFFICIENT_DATA (an unpatched moto: OK, "Unchecked").
         old_state = INSUFFICIENT_DATA if unchecked else alarm.state_value
         samples = _samples(backend, definition, now)
         result = evaluate(definition, samples, now=now, current_state=old_state)

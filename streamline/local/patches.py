@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import re
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -1614,3 +1615,264 @@ def api_call_counting() -> None:
                 )
 
     _replace(BaseResponse, "call_action", call_action)
+
+
+# ------------------------------------------------------------------------------------------
+# (h) smaller fidelity gaps: SQS ids, alarm states, percentiles, email subscriptions
+
+# SQS: 1 to 128 alphanumeric and punctuation characters (the SendMessage reference).
+_SQS_ID = re.compile(r"[A-Za-z0-9!-/:-@\[-`{-~]{1,128}")
+
+
+def _invalid_sqs_id(group_id: str | None, deduplication_id: str | None) -> str | None:
+    for name, value in (("MessageGroupId", group_id), ("MessageDeduplicationId", deduplication_id)):
+        if value is not None and not _SQS_ID.fullmatch(value):
+            return (
+                f"Value {value[:200]} for parameter {name} is invalid. Reason: {name} can only "
+                "include alphanumeric and punctuation characters. 1 to 128 in length."
+            )
+    return None
+
+
+@_patch(
+    "moto.sqs.models:SQSBackend._validate_message",
+    "moto.sqs.models:SQSBackend.send_message_batch",
+)
+def sqs_message_group_and_deduplication_ids_validated() -> None:
+    """SendMessage refuses a MessageGroupId or MessageDeduplicationId that SQS refuses, and
+    SendMessageBatch fails that entry alone (SenderFault) and sends the others, as SQS does
+    (moto took any string: an empty one, 300 characters, spaces, non-ASCII)."""
+    from moto.sqs.exceptions import InvalidParameterValue
+    from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH, SQSBackend
+
+    # The installed ones: the hot-path rewrite and the batch that keeps system attributes.
+    validate = SQSBackend._validate_message
+    send_batch = SQSBackend.send_message_batch
+
+    def _validate_message(
+        self: Any,
+        queue: Any,
+        message_body: str,
+        delay_seconds: int,
+        deduplication_id: str | None = None,
+        group_id: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        refusal = _invalid_sqs_id(group_id, deduplication_id)
+        if refusal is not None:
+            raise InvalidParameterValue(refusal)
+        validate(
+            self, queue, message_body, delay_seconds, deduplication_id, group_id, *args, **kwargs
+        )
+
+    def send_message_batch(
+        self: Any, queue_name: str, entries: dict[str, dict[str, Any]]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        refused: list[dict[str, Any]] = []
+        kept: dict[str, dict[str, Any]] = {}
+        for key, entry in entries.items():
+            refusal = _invalid_sqs_id(
+                entry.get("MessageGroupId"), entry.get("MessageDeduplicationId")
+            )
+            if refusal is None:
+                kept[key] = entry
+            else:
+                refused.append(
+                    {
+                        "Id": entry["Id"],
+                        "SenderFault": True,
+                        "Code": "InvalidParameterValue",
+                        "Message": refusal,
+                    }
+                )
+        if not refused or not _batch_is_well_formed(entries):
+            # moto's batch-level errors (entry ids, count, size) come before any entry's.
+            return send_batch(self, queue_name, entries)
+        self.get_queue(queue_name)
+        sent, failed = send_batch(self, queue_name, kept) if kept else ([], [])
+        return sent, [*failed, *refused]
+
+    def _batch_is_well_formed(entries: dict[str, dict[str, Any]]) -> bool:
+        ids = [entry["Id"] for entry in entries.values()]
+        return (
+            len(ids) <= 10
+            and len(set(ids)) == len(ids)
+            and all(re.fullmatch(r"[\w-]{1,80}", i) for i in ids)
+            and sum(len(e["MessageBody"]) for e in entries.values()) <= MAXIMUM_MESSAGE_LENGTH
+        )
+
+    _replace(SQSBackend, "_validate_message", _validate_message)
+    _replace(SQSBackend, "send_message_batch", send_message_batch)
+
+
+@_patch("moto.cloudwatch.models:CloudWatchBackend.put_metric_alarm")
+def cloudwatch_alarms_start_insufficient_data() -> None:
+    """A new alarm starts in INSUFFICIENT_DATA, as on AWS (moto: OK); updating an alarm keeps
+    its state and history (moto replaced it with a new alarm in OK)."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    put = _original(CloudWatchBackend, "put_metric_alarm")
+
+    def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        previous = self.alarms.get(name)
+        alarm = put(self, name, *args, **kwargs)
+        if previous is None:
+            alarm.state_value = "INSUFFICIENT_DATA"
+        else:
+            for attr in (
+                "state_value",
+                "state_reason",
+                "state_reason_data",
+                "state_updated_timestamp",
+                "history",
+            ):
+                setattr(alarm, attr, getattr(previous, attr))
+        return alarm
+
+    _replace(CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
+
+
+def _percentile_or_none(values: list[float], statistic: str) -> float | None:
+    from streamline.local.alarms import percentile
+
+    try:
+        return percentile(values, statistic)
+    except ValueError:
+        return None
+
+
+@_patch(
+    "moto.cloudwatch.models:Statistics.get_statistics_for_type",
+    "moto.cloudwatch.responses:CloudWatchResponse.get_metric_statistics",
+)
+def cloudwatch_percentiles() -> None:
+    """GetMetricStatistics answers ExtendedStatistics (p99, p99.9, ...) and GetMetricData a
+    ``pNN`` Stat (moto answered the first with a 500 and the second with no values), so
+    percentile widgets and alarms work locally. Percentiles need raw values, as on AWS: data
+    sent as a StatisticSet has none."""
+    from moto.cloudwatch.models import Statistics
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    by_type = _original(Statistics, "get_statistics_for_type")
+
+    def raw_values(self: Any) -> list[float]:
+        # PutMetricData's Values/Counts arrive here as single values; a StatisticSet has none.
+        return [float(v) for v in self.metric_single_values_list]
+
+    def get_statistics_for_type(self: Any, stat: str) -> Any:
+        if isinstance(stat, str) and stat.startswith("p"):
+            return _percentile_or_none(raw_values(self), stat)
+        return by_type(self, stat)
+
+    def extended_statistics(self: Any) -> dict[str, float] | None:
+        wanted = [s for s in self.stats if isinstance(s, str) and s.startswith("p")]
+        if not wanted:
+            return None
+        values = raw_values(self)
+        found = {s: _percentile_or_none(values, s) for s in wanted}
+        return {s: v for s, v in found.items() if v is not None} or None
+
+    _replace(Statistics, "get_statistics_for_type", get_statistics_for_type)
+    Statistics.extended_statistics = property(extended_statistics)  # type: ignore[attr-defined]
+
+    def get_metric_statistics(self: Any) -> Any:
+        from moto.cloudwatch.exceptions import InvalidParameterCombination, InvalidParameterValue
+
+        statistics = self._get_param("Statistics", [])
+        extended = self._get_param("ExtendedStatistics", [])
+        if not statistics and not extended:
+            raise InvalidParameterCombination(
+                "Must specify either Statistics or ExtendedStatistics"
+            )
+        for name in extended:
+            if _percentile_or_none([0.0], name) is None:
+                raise InvalidParameterValue(
+                    f"The value {name} for parameter ExtendedStatistics is not supported."
+                )
+        datapoints = self.cloudwatch_backend.get_metric_statistics(
+            self._get_param("Namespace"),
+            self._get_param("MetricName"),
+            self._get_param("StartTime"),
+            self._get_param("EndTime"),
+            self._get_int_param("Period"),
+            [*statistics, *extended],
+            unit=self._get_param("Unit"),
+            dimensions=self._get_param("Dimensions", []),
+        )
+        return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
+
+    _replace(CloudWatchResponse, "get_metric_statistics", get_metric_statistics)
+
+
+_NEEDS_CONFIRMATION = ("email", "email-json")
+
+
+@_patch(
+    "moto.sns.models:SNSBackend.subscribe",
+    "moto.sns.responses:SNSResponse.subscribe",
+    "moto.sns.responses:SNSResponse.list_subscriptions",
+    "moto.sns.responses:SNSResponse.list_subscriptions_by_topic",
+)
+def sns_email_subscriptions_pending_confirmation() -> None:
+    """An email subscription waits for a confirmation nobody can click here: Subscribe answers
+    ``pending confirmation``, the lists show ``PendingConfirmation`` and its attributes say so,
+    as on AWS (moto showed a confirmed subscription's ARN)."""
+    from moto.sns.models import SNSBackend
+    from moto.sns.responses import SNSResponse
+
+    subscribe = _original(SNSBackend, "subscribe")
+
+    def backend_subscribe(self: Any, topic_arn: str, endpoint: str, protocol: str) -> Any:
+        known = self._find_subscription(topic_arn, endpoint, protocol)
+        subscription = subscribe(self, topic_arn, endpoint, protocol)
+        if known is None and protocol in _NEEDS_CONFIRMATION:
+            subscription.attributes["PendingConfirmation"] = "true"
+            subscription.attributes["ConfirmationWasAuthenticated"] = "false"
+        return subscription
+
+    _replace(SNSBackend, "subscribe", backend_subscribe)
+
+    def pending(subscription: Any) -> bool:
+        return str(subscription.attributes.get("PendingConfirmation")).lower() == "true"
+
+    response_subscribe = _original(SNSResponse, "subscribe")
+
+    def subscribe_response(self: Any) -> Any:
+        result = response_subscribe(self)
+        arn = result.result["SubscriptionArn"]
+        subscription = self.backend.subscriptions.get(arn)
+        wants_arn = str(self._get_param("ReturnSubscriptionArn")).lower() == "true"
+        if subscription is not None and pending(subscription) and not wants_arn:
+            result.result["SubscriptionArn"] = "pending confirmation"
+        return result
+
+    def listed(subscriptions: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "SubscriptionArn": "PendingConfirmation" if pending(s) else s.arn,
+                "Owner": s.owner,
+                "Protocol": s.protocol,
+                "Endpoint": s.endpoint,
+                "TopicArn": s.topic_arn,
+            }
+            for s in subscriptions
+        ]
+
+    list_all = _original(SNSResponse, "list_subscriptions")
+    list_by_topic = _original(SNSResponse, "list_subscriptions_by_topic")
+
+    def list_subscriptions(self: Any) -> Any:
+        result = list_all(self)
+        result.result["Subscriptions"] = listed(result.result["Subscriptions"])
+        return result
+
+    def list_subscriptions_by_topic(self: Any) -> Any:
+        result = list_by_topic(self)
+        result.result["Subscriptions"] = listed(result.result["Subscriptions"])
+        return result
+
+    _replace(SNSResponse, "subscribe", subscribe_response)
+    _replace(SNSResponse, "list_subscriptions", list_subscriptions)
+    _replace(SNSResponse, "list_subscriptions_by_topic", list_subscriptions_by_topic)
