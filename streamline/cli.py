@@ -320,7 +320,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from streamline.local.deploy import DeployError, deploy
 
     try:
-        outputs = deploy(app_dir, info.endpoint_url, _context(args.context))
+        outputs = deploy(app_dir, info.endpoint_url, _context(args.context), python=args.python)
     except DeployError as exc:
         # The CLI's own error lines are the useful part; keep them, but on stderr.
         print(f"streamline: {exc}", file=sys.stderr)
@@ -379,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="CDK context (repeatable)",
+    )
+    dep.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter for the app command (default: the active venv, else the app's "
+        ".venv, else Streamline's)",
     )
     dep.set_defaults(func=cmd_deploy)
 

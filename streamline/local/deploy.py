@@ -4,8 +4,11 @@
 ``cdk deploy --all --require-approval never`` runs in the app's directory against the endpoint,
 and the reconciler applies what moto's CloudFormation skipped.
 
-The app command in the app's cdk.json runs with this interpreter's directory first on PATH, so
-``"app": "python app.py"`` uses the same virtualenv as Streamline (with aws-cdk-lib installed).
+The app command in the app's cdk.json (``"python app.py"``) runs on the app's own Python, with its
+own pinned aws-cdk-lib and dependencies: ``--python PATH`` if given, else the active virtualenv
+(``$VIRTUAL_ENV``), else the app directory's ``.venv`` (what ``cdk init`` creates), else the
+interpreter running Streamline. ``python`` and ``python3`` on the app's PATH both name that
+interpreter. Streamline's own pinned CDK CLI runs the app either way.
 
 Example::
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from streamline.local.server import ACCOUNT_ID, REGION
 
-__all__ = ["DeployError", "cdk_env", "deploy", "find_cdk", "stack_outputs"]
+__all__ = ["DeployError", "app_python", "cdk_env", "deploy", "find_cdk", "stack_outputs"]
 
 # A whole app (several stacks, assets) deploys in well under this on the local cloud.
 CDK_TIMEOUT_SECONDS = 900
@@ -54,8 +58,40 @@ def find_cdk() -> Path:
     raise DeployError("the CDK CLI was not found: run `make setup` (npm ci) or set STREAMLINE_CDK")
 
 
-def cdk_env(endpoint_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment that points the CDK CLI (and the app it runs) at the local cloud."""
+def app_python(
+    app_dir: str | os.PathLike[str],
+    python: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The interpreter that runs the app: ``python``, the active venv, the app's ``.venv``, or
+    ours (see the module docstring). DeployError when an explicit choice is not a Python."""
+    env = os.environ if environ is None else environ
+    if python is not None:
+        chosen = Path(python).expanduser()
+        found = shutil.which(str(chosen)) if chosen.parent == Path() else None
+        chosen = Path(found) if found else chosen
+        if not (chosen.is_file() and os.access(chosen, os.X_OK)):
+            raise DeployError(f"--python {python}: not an executable file")
+        return chosen.absolute()
+    for venv, why in ((env.get("VIRTUAL_ENV"), "$VIRTUAL_ENV"), (Path(app_dir) / ".venv", "")):
+        if not venv:
+            continue
+        candidate = Path(venv) / "bin" / "python"
+        if candidate.exists():
+            return candidate.absolute()
+        if why:
+            raise DeployError(f"{why}={venv} has no bin/python: deactivate it or pass --python")
+    return Path(sys.executable)
+
+
+def cdk_env(
+    endpoint_url: str, base: Mapping[str, str] | None = None, *, shims: Path | None = None
+) -> dict[str, str]:
+    """The environment that points the CDK CLI (and the app it runs) at the local cloud.
+
+    ``shims`` is a directory whose ``python``/``python3`` (see ``_python_shims``) go first on
+    PATH so that the app command finds the app's interpreter.
+    """
     env = dict(os.environ if base is None else base)
     env.update(
         {
@@ -76,9 +112,23 @@ def cdk_env(endpoint_url: str, base: Mapping[str, str] | None = None) -> dict[st
     )
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
         env.pop(name, None)  # a real profile or session must never leak into local deploys
-    # The app command ("python app.py") resolves to the interpreter running Streamline.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if shims is not None:
+        env["PATH"] = os.pathsep.join([str(shims), env.get("PATH", "")])
     return env
+
+
+def _python_shims(directory: Path, python: Path) -> Path:
+    """``python`` and ``python3`` scripts that exec the app's interpreter, in a directory of
+    their own: prepending the interpreter's own directory would also bring whatever else lives
+    there (``/usr/bin``) and could name another Python ``python3``. Scripts, not symlinks: a
+    venv's interpreter finds its ``pyvenv.cfg`` (its site-packages) from the path it is run by.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        shim = directory / name
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python))} "$@"\n')
+        shim.chmod(0o755)
+    return directory
 
 
 def _run_cdk(args: list[str], cwd: Path, env: Mapping[str, str], what: str) -> str:
@@ -140,15 +190,20 @@ def deploy(
     endpoint_url: str,
     context: Mapping[str, str] | None = None,
     *,
+    python: str | os.PathLike[str] | None = None,
     reconcile: bool = True,
 ) -> dict[str, dict[str, str]]:
-    """Bootstrap if needed, ``cdk deploy --all``, reconcile; return outputs per deployed stack."""
+    """Bootstrap if needed, ``cdk deploy --all``, reconcile; return outputs per deployed stack.
+
+    ``python`` is the interpreter for the app command (default: see ``app_python``).
+    """
     app = Path(app_dir).resolve()
     if not (app / "cdk.json").exists():
         raise DeployError(f"{app} has no cdk.json (not a CDK app directory)")
-    env = cdk_env(endpoint_url)
-    _bootstrap(endpoint_url, env)
+    interpreter = app_python(app, python)
+    _bootstrap(endpoint_url, cdk_env(endpoint_url))
     with tempfile.TemporaryDirectory(prefix="streamline-deploy-") as tmp:
+        env = cdk_env(endpoint_url, shims=_python_shims(Path(tmp) / "bin", interpreter))
         outputs_file = Path(tmp) / "outputs.json"
         args = [
             "deploy",
@@ -167,7 +222,7 @@ def deploy(
         ]
         for key, value in (context or {}).items():
             args += ["-c", f"{key}={value}"]
-        _run_cdk(args, app, env, f"cdk deploy of {app}")
+        _run_cdk(args, app, env, f"cdk deploy of {app} (app Python: {interpreter})")
         deployed: dict[str, dict[str, str]] = (
             json.loads(outputs_file.read_text()) if outputs_file.exists() else {}
         )
