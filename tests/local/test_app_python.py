@@ -21,7 +21,7 @@ from streamline.local.deploy import DeployError, app_python, deploy
 
 pytestmark = pytest.mark.slow
 
-APP = '''
+APP = """
 import sys
 
 import app_only_dependency  # in the app's venv alone
@@ -34,7 +34,7 @@ sqs.Queue(stack, "Queue", enforce_ssl=True)
 CfnOutput(stack, "Prefix", value=sys.prefix)
 CfnOutput(stack, "Marker", value=app_only_dependency.MARKER)
 app.synth()
-'''
+"""
 
 
 def _venv(where: Path, marker: str) -> Path:
