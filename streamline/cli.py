@@ -294,6 +294,14 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+    denied = status.get("would_be_denied", [])
+    print(f"would be denied on AWS ({len(denied)})")
+    for d in denied:
+        resource = d.get("resource") or "(resource not derived: checked by action)"
+        print(
+            f"  {d.get('function')}  {d.get('action')}  {resource}  x{d.get('count')}"
+            f"  ({d.get('reason')})"
+        )
     errors = status.get("errors", [])
     print(f"recent errors ({len(errors)})")
     for err in errors:

@@ -3,8 +3,9 @@
 The local cloud counts every request moto serves (the ``api_call_counting`` patch in
 :mod:`streamline.local.patches`) and every ReceiveMessage / DeleteMessageBatch its SQS event
 source mappings make in-process (:mod:`streamline.local.esm.sqs`). A request's caller is the
-Lambda function that made it (the runtime sets ``AWS_SDK_UA_APP_ID`` to the function's name, and
-botocore then sends ``app/<name>`` in the User-Agent), ``"lambda-esm"`` for the SQS poller (AWS
+Lambda function that made it (known by the access key it signed with: each function's
+environments hold credentials of their own, see :mod:`streamline.local.identities`),
+``"lambda-esm"`` for the SQS poller (AWS
 bills the requests Lambda's SQS poller makes to the queue owner), or ``"client"`` for anything
 else (producers, the CLI, tests). Kinesis GetRecords and DynamoDB Streams reads by Lambda are not
 billed per request, so the stream pollers are not counted.
@@ -31,7 +32,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Mapping
@@ -45,7 +45,7 @@ __all__ = [
     "ApiCallCounter",
     "CallKey",
     "CallTally",
-    "caller_from_user_agent",
+    "caller_of",
     "request_shape",
     "since",
     "sqs_units",
@@ -65,8 +65,6 @@ RETAIN_SECONDS = 24 * 3600
 KINESIS_PUT_UNIT = 25 * 1024  # a PUT payload unit is each 25 KB chunk of a record
 SQS_CHUNK = 64 * 1024  # each 64 KB chunk of a request's payload is billed as one request
 DYNAMODB_WRITE_UNIT = 1024  # one write request unit per 1 KB of item
-
-_APP_ID = re.compile(r"(?:^|\s)app/(\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,16 +240,11 @@ def tallies_since(before: Mapping[CallKey, CallTally]) -> dict[CallKey, CallTall
     return result
 
 
-def caller_from_user_agent(user_agent: str | None) -> str:
-    """The ``app/<id>`` of a botocore User-Agent (a function's name locally), else ``client``.
+def caller_of(headers: Mapping[str, Any], query: Mapping[str, Any] | None = None) -> str:
+    """The function whose credentials signed a request (its name), else ``client``."""
+    from streamline.local.identities import IDENTITIES
 
-    Example::
-
-        >>> caller_from_user_agent("Boto3/1.44 ua/2.1 app/ingest-fn Botocore/1.44")
-        'ingest-fn'
-    """
-    match = _APP_ID.search(user_agent or "")
-    return match.group(1) if match else CLIENT
+    return IDENTITIES.caller(headers, query) or CLIENT
 
 
 def sqs_units(payload_bytes: int) -> int:

@@ -30,6 +30,7 @@ from streamline.local.alarms import AlarmEvaluator
 from streamline.local.api_calls import API_CALLS
 from streamline.local.contracts import Clock, SystemClock
 from streamline.local.durability import Durability, Mutations, Passthrough, RestoreReport
+from streamline.local.iam_audit import DENIALS
 from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
@@ -423,6 +424,7 @@ class LocalCloud:
             "async": async_status,
             "durability": self.durability.status() if self.durability is not None else None,
             "restored": restored,
+            "would_be_denied": DENIALS.as_json(),
             "errors": errors,
             "busy": self.busy(),
         }

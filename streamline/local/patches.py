@@ -41,7 +41,7 @@ from streamline.local.contracts import (
     Throttled,
     UnsupportedFunction,
 )
-from streamline.local.server import MOTO_LOCK
+from streamline.local.server import ACCOUNT_ID, MOTO_LOCK
 
 __all__ = [
     "MOTO_VERSION",
@@ -1581,8 +1581,7 @@ class _NotCounted(Exception):
 def api_call_counting() -> None:
     """Count each API request by caller, service and operation for the cost model.
 
-    The caller is the ``app/<id>`` of the request's User-Agent, which the runtime sets to the
-    function's name (``AWS_SDK_UA_APP_ID``), else ``client``; see
+    The caller is the function whose credentials signed the request, else ``client``; see
     :mod:`streamline.local.api_calls`. Every JSON, query and REST service ends in
     ``BaseResponse.call_action`` (DynamoDB's override calls it); S3 does not and is not counted.
     """
@@ -1590,7 +1589,7 @@ def api_call_counting() -> None:
 
     from moto.core.responses import BaseResponse
 
-    from streamline.local.api_calls import API_CALLS, caller_from_user_agent, request_shape
+    from streamline.local.api_calls import API_CALLS, caller_of, request_shape
 
     original = _original(BaseResponse, "call_action")
 
@@ -1607,7 +1606,7 @@ def api_call_counting() -> None:
                 service = self.boto3_service_name or "unknown"
                 operation = self._get_action() or "unknown"
                 API_CALLS.record(
-                    caller_from_user_agent(_header(self.headers, "User-Agent")),
+                    caller_of(self.headers, self.querystring),
                     service,
                     operation,
                     server_ms=(time.perf_counter() - started) * 1000,
@@ -1876,3 +1875,110 @@ def sns_email_subscriptions_pending_confirmation() -> None:
     _replace(SNSResponse, "subscribe", subscribe_response)
     _replace(SNSResponse, "list_subscriptions", list_subscriptions)
     _replace(SNSResponse, "list_subscriptions_by_topic", list_subscriptions_by_topic)
+
+
+# ------------------------------------------------------------------------------------------
+# (i) function credentials and the IAM audit
+
+
+@_patch("moto.sts.models:STSBackend.get_caller_identity")
+def sts_caller_identity_of_function_keys() -> None:
+    """GetCallerIdentity with a function's keys answers ``assumed-role/<role>/<function>`` and
+    the role's id, as STS does for an execution role (moto knew only its own keys and answered
+    ``user/moto``). See :mod:`streamline.local.identities`."""
+    from moto.sts.models import STSBackend
+
+    from streamline.local.identities import IDENTITIES
+
+    original = _original(STSBackend, "get_caller_identity")
+
+    def get_caller_identity(self: Any, access_key_id: str, region: str) -> tuple[str, str, str]:
+        identity = IDENTITIES.by_key(access_key_id)
+        if identity is None:
+            return original(self, access_key_id, region)
+        role_id = "AROA" + identity.access_key_id[4:]
+        with contextlib.suppress(Exception):
+            from moto.iam.models import iam_backends
+
+            role = iam_backends[identity.account]["aws"].get_role_by_arn(identity.role_arn)
+            role_id = role.id
+        return f"{role_id}:{identity.function}", identity.assumed_role_arn, identity.account
+
+    _replace(STSBackend, "get_caller_identity", get_caller_identity)
+
+
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/")
+
+
+@_patch("moto.core.authorization:ActionAuthenticatorMixin._authenticate_and_authorize_action")
+def iam_audit_of_function_calls() -> None:
+    """Each request a function signs is checked against its execution role's policies, report
+    only (see :mod:`streamline.local.iam_audit`): moto's own enforcement stays off. Every JSON,
+    query and REST service (``call_action``) and S3 pass here, before moto serves them."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    original = _original(ActionAuthenticatorMixin, "_authenticate_and_authorize_action")
+
+    def _authenticate_and_authorize_action(
+        self: Any, iam_request_cls: type, resource: str = "*"
+    ) -> None:
+        # The audit never fails or delays a request beyond reading the role's policies.
+        with contextlib.suppress(Exception):
+            _audit_request(self, iam_request_cls, resource)
+        original(self, iam_request_cls, resource)
+
+    _replace(
+        ActionAuthenticatorMixin,
+        "_authenticate_and_authorize_action",
+        _authenticate_and_authorize_action,
+    )
+
+
+def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
+    from streamline.local import iam_audit
+    from streamline.local.identities import IDENTITIES, access_key_of
+
+    if durability.replaying():
+        return  # audited when it first ran
+    identity = IDENTITIES.by_key(access_key_of(response.headers, response.querystring))
+    if identity is None:
+        return  # not a function: the CLI, CDK, tests, the engines
+    authorization = _header(response.headers, "Authorization") or ""
+    scope = _SCOPE.search(authorization)
+    is_s3 = iam_request_cls.__name__ == "S3IAMRequest"
+    service = "s3" if is_s3 else (scope.group(2) if scope else response.service_name)
+    operation = response.data.get("Action") if is_s3 else response._get_action()
+    region = response.region
+    account = identity.account or ACCOUNT_ID
+
+    def param(name: str) -> Any:
+        try:
+            return response._get_param(name)
+        except Exception:
+            return None
+
+    call = iam_audit.Call(
+        service=str(service),
+        operation=str(operation),
+        params=param,
+        region=region,
+        account=account,
+        path=getattr(response, "path", "") or "",
+        target=_header(response.headers, "X-Amz-Target") or "",
+        resource=resource,
+    )
+    requests = iam_audit.requests_for(call)
+    from moto.iam.models import iam_backends
+
+    with MOTO_LOCK:
+        try:
+            documents = iam_audit.role_documents(iam_backends[account]["aws"], identity.role_arn)
+        except Exception:
+            return  # the role is gone (replaced by a redeploy): nothing to judge by
+    context = {
+        "aws:SecureTransport": "true",  # AWS's endpoints are TLS; the local one stands in
+        "aws:PrincipalArn": identity.role_arn,
+        "aws:PrincipalAccount": account,
+        "aws:RequestedRegion": region,
+    }
+    iam_audit.audit(identity.function, requests, documents, context)

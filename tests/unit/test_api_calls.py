@@ -12,10 +12,11 @@ from streamline.local import api_calls
 from streamline.local.api_calls import (
     ApiCallCounter,
     CallTally,
-    caller_from_user_agent,
+    caller_of,
     request_shape,
     sqs_units,
 )
+from streamline.local.identities import IDENTITIES
 
 
 class Clock:
@@ -103,11 +104,28 @@ def test_concurrent_records_are_all_counted() -> None:
     assert counter.snapshot() == {("fn", "dynamodb", "PutItem"): 16_000}
 
 
-def test_the_caller_is_the_user_agent_app_id_or_client() -> None:
-    agent = "Boto3/1.44.8 ua/2.1 cfg/retry-mode#standard app/ingest-fn_1 Botocore/1.44.8"
-    assert caller_from_user_agent(agent) == "ingest-fn_1"
-    assert caller_from_user_agent("Boto3/1.44.8 Botocore/1.44.8") == "client"
-    assert caller_from_user_agent(None) == "client"
+def test_the_caller_is_the_function_whose_key_signed_or_client() -> None:
+    identity = IDENTITIES.for_function("ingest-fn_1", "arn:aws:iam::123456789012:role/r")
+    key = identity.access_key_id
+    signed = {
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20261207/us-east-1/sqs/"
+        "aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+    }
+    assert caller_of(signed) == "ingest-fn_1"
+    assert caller_of({}, {"X-Amz-Credential": [f"{key}/20261207/us-east-1/s3/aws4_request"]}) == (
+        "ingest-fn_1"
+    )
+    assert caller_of({}, {"AWSAccessKeyId": [key]}) == "ingest-fn_1"
+    assert caller_of({"Authorization": f"AWS {key}:c2lnbmF0dXJl"}) == "ingest-fn_1"
+    # Anyone else (the CLI's test keys, an unknown key, no signature) is a client.
+    test_keys = signed["Authorization"].replace(key, "test")
+    assert caller_of({"Authorization": test_keys}) == "client"
+    assert caller_of(
+        {"Authorization": signed["Authorization"].replace(key, "ASIA" + "Z" * 16)}
+    ) == ("client")
+    assert caller_of({}) == "client"
+    # A user agent says nothing about the caller any more.
+    assert caller_of({"User-Agent": "Boto3/1.44 app/ingest-fn_1"}) == "client"
 
 
 def test_kinesis_puts_meter_25_kb_units_per_record() -> None:

@@ -31,8 +31,8 @@ class FunctionConfig:
     """What the runner needs to run one function version.
 
     :attr:`environment_key` changes whenever anything an execution environment was built from
-    changes (code, handler, runtime, variables, memory, timeout, layers, tracing); environments
-    built for an older key are retired.
+    changes (code, handler, runtime, variables, memory, timeout, layers, tracing, role);
+    environments built for an older key are retired.
     """
 
     arn: str  # unqualified function ARN
@@ -49,6 +49,7 @@ class FunctionConfig:
     code_sha: str
     log_group: str
     code: bytes = field(repr=False, compare=False, default=b"")
+    role: str = ""  # the execution role's ARN: its credentials are the environment's
 
     @property
     def environment_key(self) -> tuple[Any, ...]:
@@ -64,6 +65,7 @@ class FunctionConfig:
             self.tracing_mode,
             self.code_sha,
             self.log_group,
+            self.role,
         )
 
 
@@ -127,6 +129,7 @@ def read_function_config(backends: Any, function: str, qualifier: str | None) ->
             code_sha=getattr(fn, "code_digest", "") or "",
             log_group=logging_config.get("LogGroup") or f"/aws/lambda/{name}",
             code=getattr(fn, "code_bytes", b"") or b"",
+            role=str(getattr(fn, "role", "") or ""),
         )
 
 

@@ -104,9 +104,6 @@ class ExecutionEnvironment:
                 "LAMBDA_TASK_ROOT": str(task_root),
             }
         )
-        # botocore sends "app/<id>" in its User-Agent: the local cloud attributes the function's
-        # API calls by it (streamline.local.api_calls). A function's own value is kept.
-        env.setdefault("AWS_SDK_UA_APP_ID", config.name)
         # Requests and results travel on their own pipes; stdout/stderr stay the function's.
         req_read, self._req_write = os.pipe()
         self._resp_read, resp_write = os.pipe()

@@ -32,6 +32,7 @@ from streamline.local.contracts import (
     Throttled,
     UnsupportedFunction,
 )
+from streamline.local.identities import IDENTITIES
 from streamline.local.runtime.config import FunctionConfig, read_function_config
 from streamline.local.runtime.environment import ExecutionEnvironment, InvocationOutcome
 from streamline.local.runtime.layers import CodeStore, is_public_powertools_layer
@@ -44,6 +45,19 @@ __all__ = ["DEFAULT_CONCURRENCY_CAP", "FunctionRunner", "new_trace_header"]
 
 _log = logging.getLogger(__name__)
 
+#: Variables a function's configuration cannot override (AWS refuses them at deploy time).
+_RESERVED = frozenset(
+    {
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_REGION",
+        "_HANDLER",
+        "AWS_EXECUTION_ENV",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",  # botocore reads it before AWS_SESSION_TOKEN
+    }
+)
 #: Environments per function when no reserved concurrency is set (AWS: the account's 1000).
 #: Above it, invocations wait for a free environment rather than being throttled.
 DEFAULT_CONCURRENCY_CAP = 10
@@ -399,14 +413,13 @@ class FunctionRunner:
             "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
             "AWS_XRAY_DAEMON_ADDRESS": self.xray_address or "127.0.0.1:2000",
             "AWS_ENDPOINT_URL": self._endpoint_url,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_SESSION_TOKEN": "test",
+            # The execution role's credentials, one key per function: calls are attributed by
+            # it (streamline.local.identities), as CloudTrail attributes them on AWS.
+            **IDENTITIES.for_function(config.name, config.role).environment(),
         }
         # The function's own variables win except over the runtime's reserved ones (AWS refuses
         # those at deploy time; here the runtime's values are simply kept).
-        reserved = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "_HANDLER", "AWS_EXECUTION_ENV"}
-        env.update({k: v for k, v in config.environment if k not in reserved})
+        env.update({k: v for k, v in config.environment if k not in _RESERVED})
         return env
 
     def _reap(self) -> None:
