@@ -8,14 +8,19 @@ a stop and a restart take at the demo's state size. Every figure beside its base
 3. Lifecycle at that state size: ``stop`` (the journal flushed, nothing else saved), a start
    that replays the whole journal, a snapshot (fork + write), and a start from the snapshot.
 
-Run: ``.venv/bin/python bench/durability.py [--requests N] [--events N]``. Results go in
-bench/README.md.
+Each run is a fresh process, the two kinds alternating (``--rounds``), medians reported.
+
+Run: ``.venv/bin/python bench/durability.py [--requests N] [--events N] [--rounds N]``.
+Results go in bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,64 +86,99 @@ def _pipeline(cloud: Any, events: int) -> tuple[float, float]:
     return events / seconds, seconds
 
 
+def _one(persist: bool, requests: int, events: int) -> dict[str, Any]:
+    """One configuration, measured in this (fresh) process."""
+    from streamline.local.cloud import LocalCloud
+
+    result: dict[str, Any] = {"lifecycle": {}}
+    lifecycle = result["lifecycle"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cloud = LocalCloud(port=None, state_dir=tmp, persist=persist)
+        cloud.start()
+        try:
+            result["requests"] = _requests(cloud, requests)
+            result["pipeline"] = _pipeline(cloud, events)
+        finally:
+            started = time.perf_counter()
+            cloud.stop()
+            if persist:
+                lifecycle["stop (journal flushed)"] = time.perf_counter() - started
+        if persist:
+            journal = Path(tmp) / "journal"
+            size = sum(p.stat().st_size for p in journal.glob("*.log"))
+            lifecycle["journal MB"] = size / 1e6
+            started = time.perf_counter()
+            again = LocalCloud(port=None, state_dir=tmp, persist=True).start()
+            lifecycle["start, replaying the whole journal"] = time.perf_counter() - started
+            lifecycle["entries replayed"] = float(again.restored.replayed)  # type: ignore[union-attr]
+            started = time.perf_counter()
+            assert again.durability is not None and again.durability.snapshot()
+            lifecycle["snapshot (fork + write, in the background)"] = time.perf_counter() - started
+            lifecycle["snapshot MB"] = os.path.getsize(Path(tmp) / "moto-state.pickle") / 1e6
+            again.stop()
+            started = time.perf_counter()
+            LocalCloud(port=None, state_dir=tmp, persist=True).start().stop()
+            lifecycle["start from the snapshot, then stop"] = time.perf_counter() - started
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each cloud")
+    parser.add_argument("--one", choices=("plain", "journal"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(_one(args.one == "journal", args.requests, args.events)))
+        return 0
 
-    from streamline.local.cloud import LocalCloud
+    # Each run in a fresh process (one cloud per process, as moto's state is global), the two
+    # kinds alternating: a second cloud in one process ran up to 2x slower on leftovers of the
+    # first, which read as a cost of the journal.
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for _ in range(args.rounds):
+        for persist in (False, True):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "journal" if persist else "plain",
+                    "--requests",
+                    str(args.requests),
+                    "--events",
+                    str(args.events),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            runs[persist].append(json.loads(out.strip().splitlines()[-1]))
 
-    rows = {}
-    throughput = {}
-    lifecycle: dict[str, float] = {}
-    for persist in (False, True):
-        with tempfile.TemporaryDirectory() as tmp:
-            cloud = LocalCloud(port=None, state_dir=tmp, persist=persist)
-            cloud.start()
-            try:
-                rows[persist] = _requests(cloud, args.requests)
-                throughput[persist] = _pipeline(cloud, args.events)
-            finally:
-                started = time.perf_counter()
-                cloud.stop()
-                if persist:
-                    lifecycle["stop (journal flushed)"] = time.perf_counter() - started
-            if persist:
-                journal = Path(tmp) / "journal"
-                size = sum(p.stat().st_size for p in journal.glob("*.log"))
-                lifecycle["journal MB"] = size / 1e6
-                started = time.perf_counter()
-                again = LocalCloud(port=None, state_dir=tmp, persist=True).start()
-                lifecycle["start, replaying the whole journal"] = time.perf_counter() - started
-                lifecycle["entries replayed"] = float(again.restored.replayed)  # type: ignore[union-attr]
-                started = time.perf_counter()
-                assert again.durability is not None and again.durability.snapshot()
-                lifecycle["snapshot (fork + write, in the background)"] = (
-                    time.perf_counter() - started
-                )
-                lifecycle["snapshot MB"] = os.path.getsize(Path(tmp) / "moto-state.pickle") / 1e6
-                again.stop()
-                started = time.perf_counter()
-                LocalCloud(port=None, state_dir=tmp, persist=True).start().stop()
-                lifecycle["start from the snapshot, then stop"] = time.perf_counter() - started
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
 
-    print("\nPer request (ms, wall, boto3 over HTTP)")
+    print(f"\nPer request (ms, wall, boto3 over HTTP; median of {args.rounds} runs each)")
     print("| operation | no journal | journal (fsync every 1 s) | ratio |")
     print("|---|---:|---:|---:|")
-    for label in rows[False]:
-        base, durable = rows[False][label], rows[True][label]
+    for label in runs[False][0]["requests"]:
+        base = median([r["requests"][label] for r in runs[False]])
+        durable = median([r["requests"][label] for r in runs[True]])
         print(f"| {label} | {base:.2f} | {durable:.2f} | {durable / base:.2f}x |")
     print(f"\nPipeline, {args.events} events end to end (deploy excluded)")
     print("| cloud | events/s | seconds |")
     print("|---|---:|---:|")
+    rates = {}
     for persist, label in ((False, "no journal"), (True, "journal")):
-        rate, seconds = throughput[persist]
-        print(f"| {label} | {rate:.1f} | {seconds:.1f} |")
-    ratio = throughput[True][0] / throughput[False][0]
+        rates[persist] = median([r["pipeline"][0] for r in runs[persist]])
+        seconds = median([r["pipeline"][1] for r in runs[persist]])
+        print(f"| {label} | {rates[persist]:.1f} | {seconds:.1f} |")
+    ratio = rates[True] / rates[False]
     print(f"throughput with the journal: {ratio:.2f}x of without ({(1 - ratio) * 100:.1f}% cost)")
-    print("\nLifecycle at that state size")
-    for label, value in lifecycle.items():
+    print("\nLifecycle at that state size (median)")
+    for label in runs[True][0]["lifecycle"]:
+        value = median([r["lifecycle"][label] for r in runs[True]])
         unit = "" if "MB" in label or "entries" in label else " s"
         print(f"- {label}: {value:.2f}{unit}")
     return 0

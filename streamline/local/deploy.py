@@ -204,7 +204,6 @@ def deploy(
     _bootstrap(endpoint_url, cdk_env(endpoint_url))
     with tempfile.TemporaryDirectory(prefix="streamline-deploy-") as tmp:
         env = cdk_env(endpoint_url, shims=_python_shims(Path(tmp) / "bin", interpreter))
-        outputs_file = Path(tmp) / "outputs.json"
         args = [
             "deploy",
             "--all",
@@ -217,20 +216,33 @@ def deploy(
             # workers) must not overwrite each other's cdk.out.
             "--output",
             str(Path(tmp) / "cdk.out"),
-            "--outputs-file",
-            str(outputs_file),
         ]
         for key, value in (context or {}).items():
             args += ["-c", f"{key}={value}"]
         _run_cdk(args, app, env, f"cdk deploy of {app} (app Python: {interpreter})")
-        deployed: dict[str, dict[str, str]] = (
-            json.loads(outputs_file.read_text()) if outputs_file.exists() else {}
-        )
+        # Every stack of the assembly: the outputs file names only the stacks with outputs.
+        deployed = assembly_stacks(Path(tmp) / "cdk.out")
     if reconcile:
         from streamline.local.reconciler import reconcile_stacks
 
         try:
-            reconcile_stacks(endpoint_url, list(deployed))
+            reconcile_stacks(endpoint_url, deployed)
         except Exception as exc:
             raise DeployError(f"reconciling {', '.join(deployed)} failed: {exc}") from exc
     return {name: stack_outputs(endpoint_url, name) for name in deployed}
+
+
+def assembly_stacks(cdk_out: Path) -> list[str]:
+    """The stack names of a cloud assembly, dependencies first (the manifest's order, which
+    is the order ``cdk deploy --all`` deploys them in), nested assemblies (stages) included."""
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    names: list[str] = []
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        kind = artifact.get("type")
+        if kind == "aws:cloudformation:stack":
+            names.append(artifact.get("properties", {}).get("stackName") or artifact_id)
+        elif kind == "cdk:cloud-assembly":
+            directory = artifact.get("properties", {}).get("directoryName")
+            if directory:
+                names += assembly_stacks(cdk_out / directory)
+    return names

@@ -1010,7 +1010,8 @@ def _apply_dropped_function_properties(fn: Any, properties: Mapping[str, Any]) -
 
 @_patch("moto.awslambda.models:LambdaFunction.get_configuration")
 def lambda_logging_config_reported() -> None:
-    """GetFunction(Configuration) reports LoggingConfig, as AWS does for every function.
+    """GetFunction(Configuration) reports LoggingConfig, as AWS does for every function, and
+    the DeadLetterConfig a template set (moto reports neither).
 
     moto has no such field, so tools that find a function's logs through it (``streamline
     logs``, ``status``, ``cost``) looked in ``/aws/lambda/<name>`` while a function deployed
@@ -1026,6 +1027,9 @@ def lambda_logging_config_reported() -> None:
         logging_config.setdefault("LogFormat", "Text")
         logging_config.setdefault("LogGroup", f"/aws/lambda/{self.function_name}")
         config["LoggingConfig"] = logging_config
+        dead_letter = getattr(self, "dead_letter_config", None)
+        if dead_letter and dead_letter.get("TargetArn"):
+            config["DeadLetterConfig"] = {"TargetArn": dead_letter["TargetArn"]}
         return config
 
     _replace(LambdaFunction, "get_configuration", get_configuration)
@@ -1982,3 +1986,60 @@ def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
         "aws:RequestedRegion": region,
     }
     iam_audit.audit(identity.function, requests, documents, context)
+
+
+# ------------------------------------------------------------------------------------------
+# (j) template properties moto's CloudFormation stores wrongly (see streamline.local.properties)
+
+
+def _cfn_wrapper(owner: Any, adjust: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Wrap ``owner.create_from_cloudformation_json`` so it sees ``adjust``ed properties."""
+    create = _original(owner, "create_from_cloudformation_json").__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = dict(cloudformation_json.get("Properties") or {})
+        adjusted = {**cloudformation_json, "Properties": adjust(properties)}
+        return create(cls, resource_name, adjusted, account_id, region_name, **kwargs)
+
+    _replace(owner, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+
+
+@_patch("moto.dynamodb.models.table:Table.create_from_cloudformation_json")
+def dynamodb_cloudformation_sse_specification() -> None:
+    """A table's ``SSESpecification`` (``SSEEnabled``) is applied and DescribeTable reports it
+    (moto's table reads the API's ``Enabled``: the template's setting was stored unread)."""
+    from moto.dynamodb.models.table import Table
+
+    def adjust(properties: dict[str, Any]) -> dict[str, Any]:
+        sse = properties.get("SSESpecification")
+        if isinstance(sse, dict) and "SSEEnabled" in sse:
+            api = {"Enabled": str(sse["SSEEnabled"]).lower() == "true"}
+            for key in ("SSEType", "KMSMasterKeyId"):
+                if sse.get(key):
+                    api[key] = sse[key]
+            properties["SSESpecification"] = api if api["Enabled"] else None
+        return properties
+
+    _cfn_wrapper(Table, adjust)
+
+
+@_patch("moto.awslambda.models:EventSourceMapping.create_from_cloudformation_json")
+def lambda_event_source_mapping_cloudformation_tags() -> None:
+    """A mapping's template ``Tags`` (a list of Key/Value) are stored as the tag map the Lambda
+    tagging APIs use (moto kept the list, and ListTags/TagResource on the mapping failed)."""
+    from moto.awslambda.models import EventSourceMapping
+
+    def adjust(properties: dict[str, Any]) -> dict[str, Any]:
+        tags = properties.get("Tags")
+        if isinstance(tags, list):
+            properties["Tags"] = {str(t["Key"]): str(t.get("Value", "")) for t in tags}
+        return properties
+
+    _cfn_wrapper(EventSourceMapping, adjust)

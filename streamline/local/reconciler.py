@@ -1,10 +1,12 @@
-"""Apply what moto's CloudFormation skipped, or fail naming the resource type.
+"""Apply what moto's CloudFormation skipped, or fail naming the resource type or property.
 
 moto creates the resource types it models and silently drops the rest (a warning, then the
 resource is None). After each deploy we read every stack's template (GetTemplate) and resources
 (ListStackResources), and for each resource of a type moto skipped either apply it through the
 public API (idempotently: a redeploy re-applies the same state) or, when we have no handler,
-refuse with the type and logical id so nothing is silently missing.
+refuse with the type and logical id so nothing is silently missing. Then every property of the
+types moto does model is compared with what the services report, applied where moto dropped it,
+or refused by name (:mod:`streamline.local.properties`).
 
 Example::
 
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamline.local.properties import PropertyCheck
 from streamline.local.server import ACCOUNT_ID, REGION
 
 __all__ = [
@@ -125,7 +128,14 @@ class Reconciler:
                 + ", ".join(unhandled)
                 + " (moto's CloudFormation skips these types and the reconciler has no handler)"
             )
-        return applied
+        problems, fixed = PropertyCheck(self._client).check(
+            stack_name, stack.template, stack.physical, lambda value: self.resolve(stack, value)
+        )
+        if problems:
+            raise ReconcileError(
+                "template properties not in effect on the local cloud:\n  " + "\n  ".join(problems)
+            )
+        return applied + [f"property {f}" for f in fixed]
 
     # -- intrinsic functions -----------------------------------------------------------------
 

@@ -51,6 +51,8 @@ def test_the_demo_flow_conserves_every_event_at_small_scale(e2e: E2E) -> None:
     by_stage = {s.stage: s for s in summary.stages}
     assert by_stage["ingest"].records_processed > 0 and by_stage["notify"].invocations > 0
     assert summary.latency_ms["p50"] is not None
+    # Every call our functions made is one their CDK grants allow (the IAM audit, report-only).
+    assert e2e.cloud.status()["would_be_denied"] == []
 
 
 def test_poison_events_end_quarantined_with_the_reason_naming_the_bad_field(e2e: E2E) -> None:
