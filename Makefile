@@ -7,13 +7,17 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The AWS SDK clients the local Node.js Lambda runtime provides to functions (its own project, so
+# functions see only what AWS's nodejs runtimes bundle, not the CDK CLI's modules).
+NODE_RUNTIME := streamline/local/runtime/node
+NODE_RUNTIME_STAMP := $(NODE_RUNTIME)/node_modules/.installed
 # The dashboard test drives Debian's Chromium (never a browser build Playwright would download);
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup demo test chaos test-unit test-infra test-local test-cloud test-own-moto test-e2e synth lint format bench clean
 
-setup: $(PY_STAMP) $(NODE_STAMP) $(CHROMIUM)
+setup: $(PY_STAMP) $(NODE_STAMP) $(NODE_RUNTIME_STAMP) $(CHROMIUM)
 
 $(PY_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +26,10 @@ $(PY_STAMP): pyproject.toml
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_RUNTIME_STAMP): $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json
+	npm ci --prefix $(NODE_RUNTIME) --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(CHROMIUM):

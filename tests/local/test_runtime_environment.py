@@ -421,12 +421,13 @@ def test_layers_held_by_moto_are_extracted_onto_the_path(
     assert body == "hi from a layer"
 
 
-def test_non_python_functions_are_refused_naming_function_and_runtime(
-    moto: LocalMoto, runner: FunctionRunner
+@pytest.mark.parametrize("runtime", ["java21", "provided.al2023", "ruby3.3"])
+def test_runtimes_that_cannot_run_here_are_refused_naming_function_and_runtime(
+    moto: LocalMoto, runner: FunctionRunner, runtime: str
 ) -> None:
-    name = _function(moto, runtime="nodejs20.x", handler="index.handler")
+    name = _function(moto, runtime=runtime, handler="index.handler")
 
-    with pytest.raises(UnsupportedFunction, match=rf"{name}.*nodejs20\.x"):
+    with pytest.raises(UnsupportedFunction, match=rf"{name}.*{re.escape(runtime)}"):
         runner.invoke(name, b"{}")
 
 

@@ -12,9 +12,14 @@ from typing import Any
 
 from streamline.local.contracts import FunctionNotFound, UnsupportedFunction
 
-__all__ = ["FunctionConfig", "LayerRef", "read_function_config"]
+__all__ = ["FunctionConfig", "LayerRef", "is_node_runtime", "read_function_config"]
 
 _PYTHON_RUNTIME = re.compile(r"^python3\.\d+$")
+_NODE_RUNTIME = re.compile(r"^nodejs\d+\.x$")
+
+
+def is_node_runtime(runtime: str) -> bool:
+    return bool(_NODE_RUNTIME.match(runtime))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +95,12 @@ def read_function_config(backends: Any, function: str, qualifier: str | None) ->
         runtime = fn.run_time or ""
         if package_type == "Image":
             raise UnsupportedFunction(
-                f"function {name} is an image package: the local cloud runs only Python zip "
-                "functions"
+                f"function {name} is an image package: the local cloud runs only zip functions"
             )
-        if not _PYTHON_RUNTIME.match(runtime):
+        if not (_PYTHON_RUNTIME.match(runtime) or _NODE_RUNTIME.match(runtime)):
             raise UnsupportedFunction(
                 f"function {name} uses runtime {runtime or 'none'}: the local cloud runs only "
-                "Python functions (python3.x)"
+                "Python (python3.x) and Node.js (nodejsNN.x) functions"
             )
         layers = []
         for layer in fn.layers or []:

@@ -33,6 +33,25 @@ __all__ = ["EnvironmentDied", "ExecutionEnvironment", "InvocationOutcome", "log_
 
 _HEADER = struct.Struct(">I")
 _BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+_NODE_BOOTSTRAP = Path(__file__).with_name("node") / "bootstrap.cjs"
+
+
+def python_launcher() -> list[str]:
+    """How a Python environment starts (its bootstrap gets the fds and paths after these)."""
+    return [
+        sys.executable,
+        "-I",  # ignore PYTHON* variables and the user site
+        "-S",  # no site-packages: only the code, layers and runtime we add
+        str(_BOOTSTRAP),
+    ]
+
+
+def node_launcher(node: str, memory_mb: int) -> list[str]:
+    """How a Node.js environment starts: the heap capped near the function's memory, as AWS's
+    bootstrap does (its ``--max-old-space-size`` is about 90% of the memory size)."""
+    return [node, f"--max-old-space-size={max(16, memory_mb * 9 // 10)}", str(_NODE_BOOTSTRAP)]
+
+
 #: How long to wait for the last log lines of a phase once its result is in.
 _MARKER_GRACE = 2.0
 #: AWS caps the init phase at 10 s (a slower init is retried within the invocation's timeout).
@@ -78,6 +97,7 @@ class ExecutionEnvironment:
         config: FunctionConfig,
         *,
         sys_path: list[Path],
+        launcher: list[str] | None = None,
         task_root: Path,
         base_env: dict[str, str],
         logs: LogShipper,
@@ -110,10 +130,7 @@ class ExecutionEnvironment:
         try:
             self._proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-I",  # ignore PYTHON* variables and the user site
-                    "-S",  # no site-packages: only the code, layers and runtime we add
-                    str(_BOOTSTRAP),
+                    *(launcher or python_launcher()),
                     str(req_read),
                     str(resp_write),
                     json.dumps([str(p) for p in sys_path]),

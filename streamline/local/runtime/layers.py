@@ -13,17 +13,24 @@ and crashed builds never leave a half-written tree behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
+
+from streamline.local.contracts import UnsupportedFunction
+
+#: The SDK clients the local Node.js runtime provides (node_modules of an npm project of ours).
+NODE_SDK = Path(__file__).with_name("node") / "node_modules"
 
 __all__ = [
     "POWERTOOLS_LAYER",
@@ -119,11 +126,43 @@ class CodeStore:
         self._build(target, lambda tmp: _extract(code_bytes, tmp))
         return target
 
-    def moto_layer(self, layer_sha: str, layer_bytes: bytes) -> list[Path]:
-        """The ``sys.path`` entries of a layer zip (its ``python/`` and site-packages dirs)."""
+    def moto_layer(self, layer_sha: str, layer_bytes: bytes, *, node: bool = False) -> list[Path]:
+        """The ``sys.path`` entries of a layer zip (its ``python/`` and site-packages dirs), or
+        with ``node`` its ``NODE_PATH`` entries (``nodejs/node_modules`` and versioned ones)."""
         target = self._state_dir / "layers" / layer_sha
         self._build(target, lambda tmp: _extract(layer_bytes, tmp))
-        return _layer_python_dirs(target)
+        return _layer_node_dirs(target) if node else _layer_python_dirs(target)
+
+    def node_sdk(self) -> Path:
+        """The AWS SDK for JavaScript v3 that AWS's Node.js runtimes bundle (``make setup``
+        installs the pinned clients; see streamline/local/runtime/node/package.json)."""
+        if not (NODE_SDK / "@aws-sdk").is_dir():
+            raise UnsupportedFunction(
+                f"the Node.js runtime's AWS SDK is not installed in {NODE_SDK}: run `make setup`"
+            )
+        # ES modules ignore NODE_PATH: they find bare imports in node_modules directories
+        # above the importing file, so the SDK also goes above every task root (a function's
+        # own node_modules, inside its task root, still comes first).
+        link = self._state_dir / "functions" / "node_modules"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another environment linked it
+                link.symlink_to(NODE_SDK, target_is_directory=True)
+        return NODE_SDK
+
+    def no_npm(self) -> Path:
+        """A directory whose ``npm`` fails at once (functions cannot install packages here)."""
+        target = self._state_dir / "runtime-bin" / "no-npm"
+
+        def build(tmp: Path) -> None:
+            stub = tmp / "npm"
+            stub.write_text(
+                "#!/bin/sh\necho 'npm is not available in the local Lambda runtime' >&2\nexit 1\n"
+            )
+            stub.chmod(0o755)
+
+        self._build(target, build)
+        return target
 
     def powertools_layer(self) -> list[Path]:
         """The local stand-in for the public Powertools layer."""
@@ -181,6 +220,28 @@ def _extract(zip_bytes: bytes, target: Path) -> None:
             mode = (info.external_attr >> 16) & 0o777
             if mode:
                 (target / info.filename).chmod(mode | 0o400)
+
+
+def _layer_node_dirs(root: Path) -> list[Path]:
+    """AWS's NODE_PATH for a layer: ``/opt/nodejs/node<NN>/node_modules``, then
+    ``/opt/nodejs/node_modules``."""
+    major = _node_major()
+    dirs = [root / "nodejs" / f"node{major}" / "node_modules"] if major else []
+    dirs.append(root / "nodejs" / "node_modules")
+    return [d for d in dirs if d.is_dir()]
+
+
+def _node_major() -> str | None:
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return version.strip().lstrip("v").split(".")[0] or None
 
 
 def _layer_python_dirs(root: Path) -> list[Path]:

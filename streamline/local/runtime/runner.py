@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 import uuid
@@ -33,8 +34,12 @@ from streamline.local.contracts import (
     UnsupportedFunction,
 )
 from streamline.local.identities import IDENTITIES
-from streamline.local.runtime.config import FunctionConfig, read_function_config
-from streamline.local.runtime.environment import ExecutionEnvironment, InvocationOutcome
+from streamline.local.runtime.config import FunctionConfig, is_node_runtime, read_function_config
+from streamline.local.runtime.environment import (
+    ExecutionEnvironment,
+    InvocationOutcome,
+    node_launcher,
+)
 from streamline.local.runtime.layers import CodeStore, is_public_powertools_layer
 from streamline.local.runtime.logs import LogShipper
 
@@ -371,21 +376,39 @@ class FunctionRunner:
                 f"function {config.name} has no code the local cloud can read (empty package)"
             )
         task_root = self._code.function_code(config.code_sha, config.code)
+        base_env = self._base_environment(config)
+        if is_node_runtime(config.runtime):
+            node = shutil.which("node")
+            if node is None:
+                raise UnsupportedFunction(
+                    f"function {config.name} uses {config.runtime}, and this machine has no node"
+                )
+            # NODE_PATH in AWS's order: the layers' node_modules, then the runtime's SDK.
+            module_paths = [*self._layer_paths(config, node=True), self._code.node_sdk()]
+            base_env["NODE_PATH"] = os.pathsep.join(str(p) for p in module_paths)
+            return ExecutionEnvironment(
+                config,
+                sys_path=[task_root],
+                launcher=node_launcher(node, config.memory_size),
+                task_root=task_root,
+                base_env=base_env,
+                logs=self._logs,
+            )
         sys_path = [task_root, *self._layer_paths(config), self._code.runtime_packages()]
         return ExecutionEnvironment(
             config,
             sys_path=sys_path,
             task_root=task_root,
-            base_env=self._base_environment(config),
+            base_env=base_env,
             logs=self._logs,
         )
 
-    def _layer_paths(self, config: FunctionConfig) -> list[Path]:
+    def _layer_paths(self, config: FunctionConfig, *, node: bool = False) -> list[Path]:
         paths: list[Path] = []
         for layer in config.layers:
             if layer.code is not None and layer.sha:
-                paths.extend(self._code.moto_layer(layer.sha, layer.code))
-            elif is_public_powertools_layer(layer.arn):
+                paths.extend(self._code.moto_layer(layer.sha, layer.code, node=node))
+            elif is_public_powertools_layer(layer.arn) and not node:
                 paths.extend(self._code.powertools_layer())
             else:
                 raise UnsupportedFunction(
@@ -396,7 +419,7 @@ class FunctionRunner:
         return paths
 
     def _base_environment(self, config: FunctionConfig) -> dict[str, str]:
-        """The variables AWS sets in every Python environment, then the function's own."""
+        """The variables AWS sets in every environment (and Node.js ones), then the function's."""
         region = self._backends.region
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -417,6 +440,20 @@ class FunctionRunner:
             # it (streamline.local.identities), as CloudTrail attributes them on AWS.
             **IDENTITIES.for_function(config.name, config.role).environment(),
         }
+        if is_node_runtime(config.runtime):
+            env.update(
+                {
+                    # An IP, not "localhost": the JavaScript SDK then addresses S3 path-style
+                    # (virtual hosts under localhost do not resolve here).
+                    "AWS_ENDPOINT_URL": self._endpoint_url.replace("//localhost:", "//127.0.0.1:"),
+                    "AWS_NODEJS_CONNECTION_REUSE_ENABLED": "1",
+                    # The SDK's warning that a later release needs a newer Node.js.
+                    "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
+                    # A failing npm first: CDK's AwsCustomResource would otherwise `npm install`
+                    # the latest SDK into /tmp on every cold start; it falls back to the runtime's.
+                    "PATH": os.pathsep.join([str(self._code.no_npm()), env["PATH"]]),
+                }
+            )
         # The function's own variables win except over the runtime's reserved ones (AWS refuses
         # those at deploy time; here the runtime's values are simply kept).
         env.update({k: v for k, v in config.environment if k not in _RESERVED})
