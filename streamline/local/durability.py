@@ -159,6 +159,57 @@ def _replay_mode() -> Iterator[None]:
         _replaying.on = False
 
 
+# -- stack operations that wait for custom resources ------------------------------------------
+
+#: Custom-resource answers (the bodies PUT to a ResponseURL) in the journal being replayed, by
+#: RequestId. Live, a stack operation waited for its custom resource's answer, whose journal
+#: entry therefore comes *after* the operation's; replayed, the operation finds it here.
+_CFN_ANSWERS: dict[str, dict[str, Any]] = {}
+_held = 0
+_held_lock = threading.Lock()
+
+
+def recorded_cfn_answer(request_id: str) -> dict[str, Any] | None:
+    return _CFN_ANSWERS.get(request_id)
+
+
+def _collect_cfn_answers(entries: Iterator[Entry]) -> None:
+    import json
+
+    _CFN_ANSWERS.clear()
+    for entry in entries:
+        if entry.kind != "http":
+            continue
+        request = entry.data[1]
+        if "/cfnresponse" not in str(request["environ"].get("PATH_INFO", "")):
+            continue
+        try:
+            body = json.loads(request["body"])
+        except ValueError:
+            continue
+        if isinstance(body, dict) and body.get("RequestId"):
+            _CFN_ANSWERS[str(body["RequestId"])] = body
+
+
+@contextmanager
+def snapshots_held() -> Iterator[None]:
+    """No snapshot while this runs: a stack operation that released moto's lock to wait for a
+    custom resource is half applied, and its journal entry is already behind the snapshot."""
+    global _held
+    with _held_lock:
+        _held += 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held -= 1
+
+
+def _snapshots_allowed() -> bool:
+    with _held_lock:
+        return _held == 0
+
+
 # -- the engines' own changes -------------------------------------------------------------------
 
 Operation = Callable[..., Any]
@@ -227,13 +278,15 @@ class Durability(Mutations):
         app: Callable[..., Any] | None = None,
         *,
         sync: SyncPolicy = "interval",
-        snapshot_every: int = 20_000,
+        snapshot_every: int = 5_000,
+        snapshot_at_close: int = 1_000,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.backends = backends
         self.app = app
         self.journal = Journal(self.state_dir / JOURNAL_DIR, sync=sync)
         self.snapshot_every = snapshot_every
+        self.snapshot_at_close = snapshot_at_close
         self._seed = 0
         self._seed_lock = threading.Lock()
         self._since_snapshot = 0
@@ -272,6 +325,7 @@ class Durability(Mutations):
             for event in meta.get("async", []):
                 self._async[_event_id(event)] = event
         last = report.snapshot_seq
+        _collect_cfn_answers(self.journal.read(after=report.snapshot_seq))
         with _replay_mode(), self.backends.lock:
             for entry in self.journal.read(after=report.snapshot_seq):
                 if entry.seq != last + 1:
@@ -284,6 +338,7 @@ class Durability(Mutations):
                 report.replayed += 1
             report.aborted_executions = _abort_unfinished_executions(self.backends)
         self.journal.seq = last
+        self._since_snapshot = report.replayed
         report.async_events = list(self._async.values())
         report.seconds = time.monotonic() - started
         return report
@@ -293,7 +348,14 @@ class Durability(Mutations):
         self.journal.open(after=self.journal.seq)
 
     def close(self) -> None:
-        """Flush and close the journal (``local down``: nothing else to save)."""
+        """Flush and close the journal (``local down``). With more than ``snapshot_at_close``
+        entries since the last snapshot, take one first: writing the state (a fork, well under
+        a second at the demo's size) is cheaper than the next start replaying them."""
+        if self._since_snapshot >= self.snapshot_at_close:
+            try:
+                self.snapshot()
+            except Exception as exc:  # the journal still holds everything
+                _log.warning("snapshot at close failed: %s", exc)
         self.journal.close()
         if self._child is not None:
             self._wait_child()
@@ -402,7 +464,7 @@ class Durability(Mutations):
         The parent holds moto's lock only for the fork. The journal rotates at the same moment,
         so the snapshot covers exactly the segments before the new one, which are then deleted.
         """
-        if not self._snapshotting.acquire(blocking=False):
+        if not _snapshots_allowed() or not self._snapshotting.acquire(blocking=False):
             return False
         try:
             with self.backends.lock, self._async_lock:

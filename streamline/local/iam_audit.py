@@ -412,9 +412,36 @@ def _parsed(document: str) -> Mapping[str, Any]:
     return loaded if isinstance(loaded, Mapping) else {}
 
 
+@functools.lru_cache(maxsize=1)
+def aws_managed_documents() -> dict[str, Any]:
+    """AWS-managed policies by name (moto's bundled copy; parsing it takes about a second,
+    once: call it before taking moto's lock)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    loaded = json.loads(aws_managed_policies_data)
+    return {name: body.get("Document", {}) for name, body in loaded.items()}
+
+
+_AWS_MANAGED = "arn:aws:iam::aws:policy/"
+
+
+def _managed_document(iam_backend: Any, arn: str) -> Mapping[str, Any] | None:
+    if arn.startswith(_AWS_MANAGED):
+        document = aws_managed_documents().get(arn.rsplit("/", 1)[-1])
+        return document if isinstance(document, Mapping) else None
+    policy = (getattr(iam_backend, "managed_policies", None) or {}).get(arn)
+    if policy is None:
+        return None
+    version = next((v for v in policy.versions if getattr(v, "is_default", False)), None)
+    raw = getattr(version, "document", None) or getattr(policy, "document", None)
+    if not raw:
+        return None
+    return _parsed(raw if isinstance(raw, str) else json.dumps(raw))
+
+
 def role_documents(iam_backend: Any, role_arn: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """The identity policies of a role in moto's IAM (hold moto's lock): inline, then managed.
-    KeyError when moto holds no such role."""
+    """The identity policies of a role in moto's IAM (hold moto's lock): inline, attached
+    managed, and the managed ARNs its template named. KeyError when moto holds no such role."""
     role = iam_backend.get_role_by_arn(role_arn)
     documents: list[tuple[str, Mapping[str, Any]]] = []
     for name, document in (role.policies or {}).items():
@@ -428,6 +455,10 @@ def role_documents(iam_backend: Any, role_arn: str) -> list[tuple[str, Mapping[s
         if raw:
             managed = raw if isinstance(raw, str) else json.dumps(raw)
             documents.append((str(policy.name), _parsed(managed)))
+    for arn in getattr(role, "template_managed_policy_arns", None) or []:
+        document = _managed_document(iam_backend, arn)
+        if document is not None:
+            documents.append((arn.rsplit("/", 1)[-1], document))
     return documents
 
 

@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import logging
 import re
 import textwrap
 import threading
@@ -42,6 +43,8 @@ from streamline.local.contracts import (
     UnsupportedFunction,
 )
 from streamline.local.server import ACCOUNT_ID, MOTO_LOCK
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "MOTO_VERSION",
@@ -1974,6 +1977,8 @@ def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
     requests = iam_audit.requests_for(call)
     from moto.iam.models import iam_backends
 
+    iam_audit.aws_managed_documents()  # parsed once, outside the lock
+
     with MOTO_LOCK:
         try:
             documents = iam_audit.role_documents(iam_backends[account]["aws"], identity.role_arn)
@@ -2043,3 +2048,381 @@ def lambda_event_source_mapping_cloudformation_tags() -> None:
         return properties
 
     _cfn_wrapper(EventSourceMapping, adjust)
+
+
+# ------------------------------------------------------------------------------------------
+# (k) custom resources: invoked at deploy time, waited for, updated and deleted
+
+#: How long a stack operation waits for a custom resource's answer (the CDK CLI gives up on a
+#: request after 300 s; CloudFormation's own default is an hour).
+CUSTOM_RESOURCE_TIMEOUT = 240.0
+#: After the function returned an error without answering, how long an answer may still come.
+_ANSWER_GRACE = 2.0
+
+
+class _Answers:
+    """Bodies PUT to custom resources' ResponseURLs, by RequestId, each with its waiter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self._events: dict[str, threading.Event] = {}
+
+    def expect(self, request_id: str) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(request_id, threading.Event())
+
+    def deliver(self, body: dict[str, Any]) -> bool:
+        """Keep an answer; True when a stack operation is waiting for it."""
+        request_id = str(body.get("RequestId", ""))
+        with self._lock:
+            event = self._events.get(request_id)
+            if event is None:
+                return False
+            self._bodies.setdefault(request_id, body)  # the first answer counts, as in CFN
+            event.set()
+            return True
+
+    def take(self, request_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._events.pop(request_id, None)
+            return self._bodies.pop(request_id, None)
+
+
+CUSTOM_RESOURCE_ANSWERS = _Answers()
+
+
+class CustomResourceFailed(Exception):
+    """A custom resource answered FAILED, never answered, or could not be invoked."""
+
+
+def stringified(value: Any) -> Any:
+    """Resource properties as CloudFormation sends them to a custom resource: every scalar a
+    string (``true`` -> ``"true"``, ``7`` -> ``"7"``), lists and maps kept."""
+    if isinstance(value, dict):
+        return {k: stringified(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stringified(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _ask_custom_resource(function_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Send ``event`` to a custom resource's function and return its answer (the body it PUT
+    to the ResponseURL). moto's lock is released meanwhile, as the function calls moto back;
+    the random source is kept, so ids drawn after it are the ones a replay draws."""
+    from moto.moto_api._internal import mock_random
+
+    request_id = event["RequestId"]
+    if durability.replaying():  # never run a function while replaying: reuse its answer
+        recorded = durability.recorded_cfn_answer(request_id)
+        if recorded is None:
+            return {"Status": "FAILED", "Reason": "the local cloud stopped before it answered"}
+        return recorded
+    if _invoker is None:
+        raise _no_engine("function runner")
+    waiter = CUSTOM_RESOURCE_ANSWERS.expect(request_id)
+    state = mock_random.getstate()
+    owned = MOTO_LOCK._is_owned()  # type: ignore[attr-defined]
+    saved = MOTO_LOCK._release_save() if owned else None  # type: ignore[attr-defined]
+    failure = None
+    try:
+        with durability.snapshots_held():
+            try:
+                result = _invoker.invoke(function_arn, json.dumps(event).encode())
+            except Exception as exc:
+                failure = f"invoking {function_arn} failed: {exc}"
+            else:
+                if result.function_error:
+                    if not waiter.wait(_ANSWER_GRACE):
+                        failure = f"its function failed: {_error_text(result.payload)}"
+                elif not waiter.wait(CUSTOM_RESOURCE_TIMEOUT):
+                    failure = f"no answer within {CUSTOM_RESOURCE_TIMEOUT:.0f} s"
+    finally:
+        if owned:
+            MOTO_LOCK._acquire_restore(saved)  # type: ignore[attr-defined]
+        mock_random.setstate(state)
+    answer = CUSTOM_RESOURCE_ANSWERS.take(request_id)
+    if answer is None:
+        return {"Status": "FAILED", "Reason": failure or "no answer"}
+    return answer
+
+
+def _error_text(payload: bytes) -> str:
+    try:
+        document = json.loads(payload)
+        return f"{document.get('errorType')}: {document.get('errorMessage')}"
+    except (ValueError, AttributeError):
+        return payload.decode("utf-8", "replace")[:300]
+
+
+def _custom_event(model: Any, request_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    import moto.settings
+    from moto.moto_api._internal import mock_random
+
+    host = f"{moto.settings.moto_server_host()}:{moto.settings.moto_server_port()}"
+    event = {
+        "RequestType": request_type,
+        "ServiceToken": properties["ServiceToken"],
+        "ResponseURL": f"{host}/cloudformation_{model.region_name}/cfnresponse"
+        f"?stack={model.stack_id}",
+        "StackId": model.stack_id,
+        "RequestId": str(mock_random.uuid4()),
+        "LogicalResourceId": model.logical_id,
+        "ResourceType": model.resource_type,
+        "ResourceProperties": stringified(properties),
+    }
+    if request_type != "Create":
+        event["PhysicalResourceId"] = model.physical_resource_id
+    return event
+
+
+def _settle(model: Any, request_type: str, answer: dict[str, Any]) -> None:
+    if answer.get("Status") != "SUCCESS":
+        raise CustomResourceFailed(
+            f"{model.logical_id} ({model.resource_type}) {request_type} failed: "
+            f"{answer.get('Reason') or 'no reason given'}"
+        )
+    physical = answer.get("PhysicalResourceId")
+    if physical:
+        model.physical_id = str(physical)
+    data = answer.get("Data")
+    model.set_data(data if isinstance(data, dict) else {})
+
+
+def _function_arn(account_id: str, region_name: str, token: str) -> str:
+    from moto.awslambda.utils import get_backend
+
+    try:
+        return str(get_backend(account_id, region_name).get_function(token).function_arn)
+    except Exception:
+        raise CustomResourceFailed(
+            f"ServiceToken {token} names no function the local cloud holds (the local cloud "
+            "runs Lambda-backed custom resources only)"
+        ) from None
+
+
+@_patch(
+    "moto.cloudformation.parsing:resource_class_from_type",
+    "moto.cloudformation.custom_model:CustomModel.create_from_cloudformation_json",
+    "moto.cloudformation.custom_model:CustomModel.physical_resource_id",
+    "moto.cloudformation.responses:CloudFormationResponse.process_cfn_response",
+    "moto.cloudformation.parsing:ResourceMap.delete",
+    "moto.cloudformation.models:CloudFormationBackend.execute_change_set",
+)
+def custom_resources_run_at_deploy_time() -> None:
+    """Custom resources behave as CloudFormation documents: a stack operation sends Create,
+    Update and Delete to the resource's function, waits for its answer, and fails naming the
+    reason when it answers FAILED (or not at all); the answer's PhysicalResourceId and Data are
+    what Ref and Fn::GetAtt read; scalar properties arrive as strings; ``AWS::CloudFormation::
+    CustomResource`` counts too. moto sent Create only, from a thread that ran after the
+    deploy had returned COMPLETE (outputs read None), ignored FAILED, never sent Update or
+    Delete, and skipped the plain type."""
+    import moto.cloudformation.parsing as parsing
+    from moto.cloudformation.custom_model import CustomModel
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    class_for = _original(parsing, "resource_class_from_type")
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type == "AWS::CloudFormation::CustomResource":
+            return CustomModel
+        return class_for(resource_type)
+
+    _replace(parsing, "resource_class_from_type", resource_class_from_type)
+    _replace(
+        CustomModel,
+        "physical_resource_id",
+        property(lambda self: getattr(self, "physical_id", None) or self.resource_name),
+    )
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        from moto.cloudformation import cloudformation_backends
+
+        properties = dict(cloudformation_json.get("Properties") or {})
+        factory: Any = CustomModel
+        model = factory(region_name, "", kwargs["LogicalId"], resource_name)
+        model.stack_id = kwargs["StackId"]
+        model.resource_type = kwargs["ResourceType"]
+        model.account_id = account_id
+        model.properties = properties
+        function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
+        event = _custom_event(model, "Create", properties)
+        model.request_id = event["RequestId"]
+        stack = cloudformation_backends[account_id][region_name].get_stack(model.stack_id)
+        stack.add_custom_resource(model)
+        _settle(model, "Create", _ask_custom_resource(function_arn, event))
+        return model
+
+    def update_from_cloudformation_json(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        model = original_resource
+        properties = dict(cloudformation_json.get("Properties") or {})
+        old = dict(getattr(model, "properties", {}) or {})
+        if old.get("ServiceToken") not in (None, properties.get("ServiceToken")):
+            raise CustomResourceFailed(
+                f"{model.logical_id}: a custom resource's ServiceToken cannot change"
+            )
+        function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
+        event = _custom_event(model, "Update", properties)
+        event["OldResourceProperties"] = stringified(old)
+        previous_id = model.physical_resource_id
+        _settle(model, "Update", _ask_custom_resource(function_arn, event))
+        model.properties = properties
+        if model.physical_resource_id != previous_id:
+            # A new physical resource replaced the old one: CloudFormation deletes the old.
+            cleanup = _custom_event(model, "Delete", old)
+            cleanup["PhysicalResourceId"] = previous_id
+            answer = _ask_custom_resource(function_arn, cleanup)
+            if answer.get("Status") != "SUCCESS":
+                _log.warning(
+                    "custom resource %s: deleting the replaced %s failed: %s",
+                    model.logical_id,
+                    previous_id,
+                    answer.get("Reason"),
+                )
+        return model
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        properties = dict(getattr(self, "properties", {}) or {})
+        if not properties.get("ServiceToken"):
+            return  # made before this patch: nothing to tell
+        try:
+            function_arn = _function_arn(account_id, region_name, properties["ServiceToken"])
+        except CustomResourceFailed:
+            return  # its function is gone: CloudFormation would wait an hour, then go on
+        event = _custom_event(self, "Delete", properties)
+        _settle(self, "Delete", _ask_custom_resource(function_arn, event))
+
+    for name, fn in (
+        ("create_from_cloudformation_json", create_from_cloudformation_json),
+        ("update_from_cloudformation_json", update_from_cloudformation_json),
+    ):
+        _replace(CustomModel, name, classmethod(fn))
+    _replace(CustomModel, "delete", delete)
+
+    # Custom resources go first when a stack is deleted: their functions (and what those
+    # clean up, like a bucket's objects) must still exist when Delete arrives.
+    delete_map = _original(parsing.ResourceMap, "delete")
+
+    def delete_resources(self: Any) -> None:
+        for logical_id, resource in list(self._parsed_resources.items()):
+            body = self._resource_json_map.get(logical_id, {})
+            if isinstance(resource, CustomModel) and body.get("DeletionPolicy") != "Retain":
+                custom: Any = resource
+                custom.delete(self._account_id, self._region_name)
+                self._parsed_resources.pop(logical_id, None)
+        delete_map(self)
+
+    _replace(parsing.ResourceMap, "delete", delete_resources)
+
+    def process_cfn_response(self: Any) -> Any:
+        try:
+            body = json.loads(self.body or "{}")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            CUSTOM_RESOURCE_ANSWERS.deliver(body)
+        return 200, {"status": 200}, ""
+
+    _replace(CloudFormationResponse, "process_cfn_response", process_cfn_response)
+
+    # A custom resource that failed fails the deploy, naming it and its reason.
+    execute = CloudFormationBackend.execute_change_set  # the installed one (change sets patch)
+
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
+        change_set = _find_change_set(self, change_set_name, stack_name)
+        stack = self.stacks.get(change_set.stack_id) if change_set is not None else None
+        new = stack is None or stack.status == "REVIEW_IN_PROGRESS"
+        try:
+            return execute(self, change_set_name, stack_name)
+        except CustomResourceFailed as exc:
+            if stack is not None:
+                stack.status = "ROLLBACK_COMPLETE" if new else "UPDATE_ROLLBACK_COMPLETE"
+            raise ValidationError(stack_name or change_set_name, str(exc)) from None
+
+    _replace(CloudFormationBackend, "execute_change_set", execute_change_set)
+
+
+_creating = threading.local()
+
+
+@_patch("moto.cloudformation.parsing:ResourceMap.__getitem__")
+def cloudformation_depends_on_first() -> None:
+    """A resource is created after everything its ``DependsOn`` names, as CloudFormation
+    orders them. moto created resources in template order (Ref and GetAtt targets on demand)
+    and ignored DependsOn, so a custom resource ran before the IAM policy it depends on existed
+    (CDK's LogRetention and AwsCustomResource add exactly that dependency)."""
+    import moto.cloudformation.parsing as parsing
+
+    get = _original(parsing.ResourceMap, "__getitem__")
+
+    def __getitem__(self: Any, key: str) -> Any:
+        if key not in self._parsed_resources:
+            depends = (self._resource_json_map.get(key) or {}).get("DependsOn") or []
+            pending = getattr(_creating, "keys", None)
+            if pending is None:
+                pending = _creating.keys = set()
+            if depends and key not in pending:
+                pending.add(key)  # a cycle (invalid in CloudFormation) must not recurse forever
+                try:
+                    for dependency in [depends] if isinstance(depends, str) else depends:
+                        if dependency in self._resource_json_map and dependency not in pending:
+                            __getitem__(self, dependency)
+                finally:
+                    pending.discard(key)
+        return get(self, key)
+
+    _replace(parsing.ResourceMap, "__getitem__", __getitem__)
+
+
+@_patch(
+    "moto.iam.models:Role.create_from_cloudformation_json",
+    "moto.iam.models:Role.update_from_cloudformation_json",
+)
+def iam_role_managed_policy_arns_kept() -> None:
+    """A role's template ``ManagedPolicyArns`` (CDK gives every Lambda role
+    AWSLambdaBasicExecutionRole) are kept on the role, for the IAM audit to evaluate; moto
+    dropped them (and AWS-managed policies exist in moto only as bundled documents)."""
+    from moto.iam.models import Role
+
+    create = _original(Role, "create_from_cloudformation_json").__func__
+    update = _original(Role, "update_from_cloudformation_json").__func__
+
+    def keep(role: Any, cloudformation_json: Any) -> Any:
+        arns = (cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or []
+        role.template_managed_policy_arns = [str(a) for a in arns if isinstance(a, str)]
+        return role
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        role = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        return keep(role, cloudformation_json)
+
+    def update_from_cloudformation_json(
+        cls: Any, original: Any, new_name: str, cloudformation_json: Any, *args: Any
+    ) -> Any:
+        role = update(cls, original, new_name, cloudformation_json, *args)
+        return keep(role, cloudformation_json)
+
+    _replace(Role, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    _replace(Role, "update_from_cloudformation_json", classmethod(update_from_cloudformation_json))
