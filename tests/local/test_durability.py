@@ -139,3 +139,38 @@ def test_up_works_at_once_after_a_stop_and_after_a_kill(tmp_path: Path) -> None:
     endpoint, _, pid = _up(state, port)  # the stale pid file is recognised and cleared
     assert "kept" in json.dumps(make_client("sqs", endpoint).list_queues())
     down(state)
+
+
+def test_a_stack_with_custom_resources_comes_back_after_a_kill_without_running_them_again(
+    tmp_path: Path,
+) -> None:
+    """A deploy waited for its custom resources' answers, whose journal entries come after the
+    deploy's own: replay takes the recorded answers (runs nothing) so Ref, GetAtt and outputs
+    come back as they were."""
+    from streamline.local.deploy import deploy
+    from streamline.local.deploy import stack_outputs as outputs_of
+
+    state = tmp_path / "cloud"
+    endpoint, port, pid = _up(state)
+    app = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "custom_resources"
+    name = f"crash-cr-{uuid.uuid4().hex[:6]}"
+    try:
+        before = deploy(app, endpoint, {"stack": name})[name]
+        assert before["GreetingText"] == "hello world x3"
+        doubler_logs = f"/aws/lambda/{name}-Doubler"
+        kill(pid)
+        endpoint, _, pid = _up(state, port)
+
+        after = outputs_of(endpoint, name)
+        assert after == before
+        logs = make_client("logs", endpoint)
+        groups = logs.describe_log_groups(logGroupNamePrefix=doubler_logs)["logGroups"]
+        starts = [
+            e["message"]
+            for g in groups
+            for e in logs.filter_log_events(logGroupName=g["logGroupName"])["events"]
+            if e["message"].startswith("START")
+        ]
+        assert starts == []  # the restart ran no custom resource (log lines are not replayed)
+    finally:
+        down(state)
