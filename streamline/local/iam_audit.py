@@ -48,6 +48,7 @@ __all__ = [
     "DenialLog",
     "Request",
     "evaluate",
+    "mapping_requests",
     "requests_for",
 ]
 
@@ -339,6 +340,42 @@ _LAMBDA_PATH = re.compile(r"/functions/([^/]+)")
 def _lambda_function(path: str) -> str | None:
     found = _LAMBDA_PATH.search(path or "")
     return unquote(found.group(1)) if found else None
+
+
+# What Lambda's pollers call with the function's execution role (the Lambda developer guide,
+# "execution role permissions" per event source), and what an on-failure destination needs.
+_POLLER_ACTIONS = {
+    "sqs": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+    "kinesis": (
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:ListShards",
+    ),
+    "dynamodb": (
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:DescribeStream",
+        "dynamodb:ListStreams",
+    ),
+}
+
+
+def mapping_requests(source_arn: str, on_failure_arn: str | None = None) -> list[Request]:
+    """The calls Lambda makes with a mapping's function role: polling ``source_arn`` and
+    sending on-failure records to ``on_failure_arn``."""
+    service = source_arn.split(":")[2] if source_arn.count(":") >= 2 else ""
+    requests = [Request(action, source_arn) for action in _POLLER_ACTIONS.get(service, ())]
+    if on_failure_arn:
+        target = on_failure_arn.split(":")[2] if on_failure_arn.count(":") >= 2 else ""
+        if target == "sqs":
+            requests.append(Request("sqs:SendMessage", on_failure_arn))
+        elif target == "sns":
+            requests.append(Request("sns:Publish", on_failure_arn))
+        elif target == "s3":
+            requests.append(Request("s3:PutObject", f"{on_failure_arn}/on-failure-record"))
+    return requests
 
 
 # -- what was denied ------------------------------------------------------------------------

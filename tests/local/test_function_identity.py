@@ -146,3 +146,27 @@ def test_calls_the_role_would_be_denied_are_reported_in_status(cloud: LocalCloud
     # Not reported: the granted queue (SendMessage and SendMessageBatch, which IAM checks as
     # SendMessage) and STS GetCallerIdentity (AWS never denies it).
     assert not any(d["resource"] and "allowed-" in d["resource"] for d in mine)
+
+
+def test_a_mapping_whose_role_cannot_poll_its_source_is_reported(cloud: LocalCloud) -> None:
+    # Lambda's poller reads the queue with the function's role: a role without
+    # sqs:ReceiveMessage works locally (the engine is in-process) but not on AWS.
+    setup = _setup(cloud)  # its role may send to "allowed", nothing more
+    queue_arn = cloud.client("sqs").get_queue_attributes(
+        QueueUrl=setup["other"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    cloud.client("lambda").create_event_source_mapping(
+        FunctionName=setup["name"], EventSourceArn=queue_arn, BatchSize=1
+    )
+
+    def reported() -> set[str]:
+        return {
+            d["action"]
+            for d in cloud.status()["would_be_denied"]
+            if d["function"] == setup["name"] and d["resource"] == queue_arn
+        }
+
+    from streamline.local.esm.testing import wait_until
+
+    wait_until(lambda: len(reported()) >= 3, timeout=30)  # recorded one by one
+    assert reported() == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}

@@ -194,6 +194,32 @@ class EsmEngine:
         self._workers[config.uuid] = worker
         worker.start()
         log.info("ESM %s started: %s -> %s", config.uuid, config.source_arn, config.function_arn)
+        self._audit(config)
+
+    def _audit(self, config: MappingConfig) -> None:
+        """Report (never enforce) what the function's role would be denied when Lambda polls the
+        source and sends on-failure records with it (streamline.local.iam_audit)."""
+        from streamline.local import iam_audit
+        from streamline.local.server import ACCOUNT_ID, REGION
+
+        try:
+            iam_audit.aws_managed_documents()  # parsed once, outside the lock
+            with self.backends.lock:
+                function = self.backends.lambda_().get_function(config.function_arn)
+                role = str(function.role)
+                from moto.iam.models import iam_backends
+
+                documents = iam_audit.role_documents(iam_backends[ACCOUNT_ID]["aws"], role)
+            context = {
+                "aws:SecureTransport": "true",
+                "aws:PrincipalArn": role,
+                "aws:PrincipalAccount": ACCOUNT_ID,
+                "aws:RequestedRegion": REGION,
+            }
+            requests = iam_audit.mapping_requests(config.source_arn, config.on_failure_arn)
+            iam_audit.audit(str(function.function_name), requests, documents, context)
+        except Exception as exc:  # an audit never stops a mapping
+            log.debug("ESM %s: IAM audit skipped: %s", config.uuid, exc)
 
     def _retire(self, uuid: str) -> None:
         worker = self._workers.pop(uuid)
