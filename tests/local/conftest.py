@@ -14,6 +14,8 @@ import pytest
 
 from streamline.local.cloud import LocalCloud
 from streamline.local.contracts import ManualClock
+from streamline.local.runtime import FunctionRunner
+from streamline.local.runtime.testing import LocalMoto, local_moto
 from tests.local.deployed import Deployed
 
 FIXTURE_APPS = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
@@ -78,3 +80,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses_cloud = bool(cloud_fixtures & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group("cloud" if uses_cloud else "own-moto"))
         item.add_marker(pytest.mark.cloud if uses_cloud else pytest.mark.own_moto)
+
+
+# A bare embedded moto server and a function runner on it, per test module: the runtime and
+# async-engine tests run functions without the session cloud (they run in the own-moto group).
+@pytest.fixture(scope="module")
+def moto() -> Iterator[LocalMoto]:
+    with local_moto() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def runner(moto: LocalMoto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionRunner]:
+    runner = FunctionRunner(moto.backends, tmp_path_factory.mktemp("state"), moto.endpoint_url)
+    yield runner
+    runner.shutdown()

@@ -17,7 +17,7 @@ import pytest
 from streamline.local.async_invoke import AsyncEngine
 from streamline.local.contracts import InvokeResult, ManualClock
 from streamline.local.runtime import FunctionRunner
-from streamline.local.runtime.testing import LocalMoto, create_function, local_moto
+from streamline.local.runtime.testing import LocalMoto, create_function
 
 # Fast enough that retry minutes pass in well under a second, slow enough that a loaded
 # 2-core machine (thread scheduling jitter of ~0.1 s) still measures them to within ~15 s.
@@ -61,19 +61,6 @@ class RecordingInvoker:
     ) -> InvokeResult:
         self.calls.append((function, self.clock.now()))
         return self.runner.invoke(function, payload, qualifier=qualifier, trace_header=trace_header)
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with local_moto() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def runner(moto: LocalMoto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionRunner]:
-    runner = FunctionRunner(moto.backends, tmp_path_factory.mktemp("state"), moto.endpoint_url)
-    yield runner
-    runner.shutdown()
 
 
 @pytest.fixture

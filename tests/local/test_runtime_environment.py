@@ -10,7 +10,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from streamline.local.contracts import Throttled, UnsupportedFunction
 from streamline.local.runtime import FunctionRunner
-from streamline.local.runtime.testing import LocalMoto, create_function, local_moto, make_zip
+from streamline.local.runtime.testing import LocalMoto, create_function, make_zip
 
 HANDLER = """
     import json, os, time
@@ -47,19 +46,6 @@ HANDLER = """
             },
         }
 """
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with local_moto() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def runner(moto: LocalMoto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionRunner]:
-    runner = FunctionRunner(moto.backends, tmp_path_factory.mktemp("state"), moto.endpoint_url)
-    yield runner
-    runner.shutdown()
 
 
 def _function(moto: LocalMoto, source: str = HANDLER, **kwargs: Any) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamline.local.runtime import FunctionRunner
-from streamline.local.runtime.testing import LocalMoto, create_function, local_moto
+from streamline.local.runtime.testing import LocalMoto, create_function
 
 HANDLER = """
 let inits = 0;
@@ -44,19 +43,6 @@ exports.handler = async (event, context) => {
   };
 };
 """
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with local_moto() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def runner(moto: LocalMoto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionRunner]:
-    runner = FunctionRunner(moto.backends, tmp_path_factory.mktemp("state"), moto.endpoint_url)
-    yield runner
-    runner.shutdown()
 
 
 def _function(
