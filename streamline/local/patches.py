@@ -11,6 +11,13 @@ engine; the patched ``LambdaFunction.invoke`` routes the Invoke API, InvokeAsync
 Lambda tasks (which call the Invoke API over HTTP), SNS deliveries, S3 notifications and
 CloudFormation custom resources to them.
 
+Why one module of some 2,400 lines: patches apply in the order they are defined, and several
+wrap what an earlier one installed (the FIFO-order receive wraps the O(1) receive, id checks wrap
+the batch send that keeps system attributes, ...). One file, in sections (a) to (k) by service
+and purpose, keeps that order readable top to bottom; a package would spread it over import
+order. Split it when a section grows a life of its own (as ``properties`` and ``iam_audit``,
+whose logic lives outside and is only hooked in here).
+
 Example::
 
     from streamline.local import patches
