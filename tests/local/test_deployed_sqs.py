@@ -89,10 +89,12 @@ def test_item_02_raise_or_malformed_response_fails_the_whole_batch(
 ) -> None:
     url, arn, _ = _queue(deployed, vt=2)
     scenario = f"item02-{uuid.uuid4().hex[:6]}"
-    uuid_ = _map(deployed, "SlowArn", arn, BatchSize=10)
+    # Both messages wait before the mapping exists: its first receive takes them together
+    # (mapped first, a busy machine let the poller take the first one alone).
     ok, bad = _send(
         deployed, url, [{"scenario": scenario}, {"scenario": scenario, "respond": respond}]
     )
+    uuid_ = _map(deployed, "SlowArn", arn, BatchSize=10)
     batches = eventually(
         lambda: deployed.records(scenario)[1:] and deployed.records(scenario), timeout=20
     )
