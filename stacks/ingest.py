@@ -18,6 +18,7 @@ from stacks.constructs import (
     StreamProcessor,
 )
 from stacks.constructs.table import pipeline_table
+from streamline.topology import INGEST
 
 __all__ = ["IngestStack"]
 
@@ -55,8 +56,8 @@ class IngestStack(Stack):
             "OrderEventsStreamName": self.stream.stream_name,
             "OrderEventsStreamArn": self.stream.stream_arn,
             "OrdersTableName": self.orders_table.table_name,
-            "IngestFunctionName": self.ingest_function.function.function_name,
-            "IngestFailureQueueUrl": self.ingest.failure_queue.queue_url,
+            INGEST.function_output: self.ingest_function.function.function_name,
+            INGEST.failure_output: self.ingest.failure_queue.queue_url,
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

@@ -62,6 +62,7 @@ from stacks.constructs.table import pipeline_table
 from stacks.ingest import IngestStack
 from stacks.nag import suppress
 from stacks.processing import ProcessingStack
+from streamline.topology import CHANGES, FULFIL, INGEST, NOTIFIER, NOTIFY
 
 __all__ = ["OrchestrationStack", "RecoverySource"]
 
@@ -174,8 +175,8 @@ class OrchestrationStack(Stack):
     def _recovery_sources(ingest: IngestStack, processing: ProcessingStack) -> list[RecoverySource]:
         return [
             RecoverySource(
-                name="ingest-failures",
-                kind="kinesis-failure",
+                name=INGEST.failure_name,
+                kind=INGEST.recovery_kind,
                 queue=ingest.ingest.failure_queue,
                 target={
                     "type": "kinesis",
@@ -185,8 +186,8 @@ class OrchestrationStack(Stack):
                 stream_arn=ingest.stream.stream_arn,
             ),
             RecoverySource(
-                name="changes-failures",
-                kind="dynamodb-failure",
+                name=CHANGES.failure_name,
+                kind=CHANGES.recovery_kind,
                 queue=processing.changes.failure_queue,
                 target={
                     "type": "lambda",
@@ -196,20 +197,20 @@ class OrchestrationStack(Stack):
                 stream_arn=processing.changes.stream_arn,
             ),
             RecoverySource(
-                name="fulfilment-dlq",
-                kind="sqs-dlq",
+                name=FULFIL.failure_name,
+                kind=FULFIL.recovery_kind,
                 queue=processing.fulfilment.dead_letter_queue,
                 target={"type": "sqs", "queueUrl": processing.fulfilment.queue.queue_url},
             ),
             RecoverySource(
-                name="notifications-dlq",
-                kind="sqs-dlq",
+                name=NOTIFY.failure_name,
+                kind=NOTIFY.recovery_kind,
                 queue=processing.notifications.dead_letter_queue,
                 target={"type": "sqs", "queueUrl": processing.notifications.queue.queue_url},
             ),
             RecoverySource(
-                name="notify-failures",
-                kind="lambda-destination",
+                name=NOTIFIER.failure_name,
+                kind=NOTIFIER.recovery_kind,
                 queue=processing.notify_failures,
                 target={
                     "type": "lambda-async",

@@ -24,6 +24,7 @@ from stacks.constructs import (
 from stacks.constructs.alarms import queue_not_empty
 from stacks.constructs.table import pipeline_table
 from stacks.nag import suppress
+from streamline.topology import CHANGES, FULFIL, NOTIFIER, NOTIFY
 
 __all__ = ["ProcessingStack"]
 
@@ -152,17 +153,17 @@ class ProcessingStack(Stack):
         # What producers, ops tooling and tests look up (by output key, never by physical name).
         outputs = {
             "EffectsTableName": self.effects_table.table_name,
-            "FulfilmentQueueUrl": self.fulfilment.queue.queue_url,
-            "FulfilmentDlqUrl": self.fulfilment.dead_letter_queue.queue_url,
-            "NotificationsQueueUrl": self.notifications.queue.queue_url,
-            "NotificationsDlqUrl": self.notifications.dead_letter_queue.queue_url,
-            "NotifyFailuresQueueUrl": self.notify_failures.queue_url,
-            "ChangesFailureQueueUrl": self.changes.failure_queue.queue_url,
+            str(FULFIL.queue_output): self.fulfilment.queue.queue_url,
+            FULFIL.failure_output: self.fulfilment.dead_letter_queue.queue_url,
+            str(NOTIFY.queue_output): self.notifications.queue.queue_url,
+            NOTIFY.failure_output: self.notifications.dead_letter_queue.queue_url,
+            NOTIFIER.failure_output: self.notify_failures.queue_url,
+            CHANGES.failure_output: self.changes.failure_queue.queue_url,
             "AuditBusName": self.audit_bus.event_bus_name,
-            "ChangesFunctionName": self.changes_function.function.function_name,
-            "FulfilFunctionName": self.fulfil_function.function.function_name,
-            "NotifyFunctionName": self.notify_function.function.function_name,
-            "NotifierFunctionName": self.notifier_function.function.function_name,
+            CHANGES.function_output: self.changes_function.function.function_name,
+            FULFIL.function_output: self.fulfil_function.function.function_name,
+            NOTIFY.function_output: self.notify_function.function.function_name,
+            NOTIFIER.function_output: self.notifier_function.function.function_name,
         }
         for key, value in outputs.items():
             CfnOutput(self, key, value=value)

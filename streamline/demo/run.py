@@ -38,6 +38,7 @@ from streamline.demo.conservation import (
 )
 from streamline.demo.report import ColdStarts, StageCounts, Summary, percentile
 from streamline.local.state import DEFAULT_STATE_DIR
+from streamline.topology import failure_queue_names, function_outputs
 
 __all__ = [
     "DemoError",
@@ -63,21 +64,9 @@ MAX_CONCURRENT_RECOVERIES = 4
 LONG_TRANSIENT_SHARE = 0.2
 LONG_TRANSIENT = timedelta(seconds=30)
 #: The processors, by the stack output naming their function.
-STAGES = {
-    "ingest": "IngestFunctionName",
-    "changes": "ChangesFunctionName",
-    "fulfil": "FulfilFunctionName",
-    "notify": "NotifyFunctionName",
-    "notifier": "NotifierFunctionName",
-}
+STAGES = function_outputs()
 #: Where failures wait for recovery (stack output -> short name).
-FAILURE_QUEUES = {
-    "IngestFailureQueueUrl": "ingest-failures",
-    "ChangesFailureQueueUrl": "changes-failures",
-    "FulfilmentDlqUrl": "fulfilment-dlq",
-    "NotificationsDlqUrl": "notifications-dlq",
-    "NotifyFailuresQueueUrl": "notify-failures",
-}
+FAILURE_QUEUES = failure_queue_names()
 
 
 class DemoError(Exception):

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.topology import function_outputs
 
 __all__ = [
     "PIPELINE_FUNCTIONS",
@@ -42,13 +43,7 @@ __all__ = [
 ]
 
 #: Pipeline names and the stack output that holds each one's function name.
-PIPELINE_FUNCTIONS: dict[str, str] = {
-    "ingest": "IngestFunctionName",
-    "changes": "ChangesFunctionName",
-    "fulfil": "FulfilFunctionName",
-    "notify": "NotifyFunctionName",
-    "notifier": "NotifierFunctionName",
-}
+PIPELINE_FUNCTIONS: dict[str, str] = function_outputs()
 
 _SINCE = re.compile(r"\s*([0-9]{1,9})\s*([smhd])\s*")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

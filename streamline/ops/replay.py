@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.topology import STREAM_ALIASES, replayable_failure_outputs
 
 if TYPE_CHECKING:
     from orderflow.dal import StreamRecord
@@ -56,13 +57,8 @@ __all__ = [
     "stream_of_arn",
 ]
 
-#: ``--stream`` names of the pipeline's streams.
-STREAM_ALIASES = ("order-events", "orders")
 #: ``--failure-queue`` names and the stack output holding each queue's URL.
-FAILURE_QUEUES: dict[str, str] = {
-    "ingest": "IngestFailureQueueUrl",
-    "changes": "ChangesFailureQueueUrl",
-}
+FAILURE_QUEUES: dict[str, str] = replayable_failure_outputs()
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_MESSAGES = 10
 # Past any real sequence number (Kinesis: 56 digits, DynamoDB Streams: up to 40): "to the end".

@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from streamline.ops.logs import (
     resolve_function,
 )
 from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.topology import PROCESSORS, Processor
 
 __all__ = ["PROCESSORS", "Processor", "collect", "format_age", "format_depth", "register", "run"]
 
@@ -47,70 +47,6 @@ METRIC_WINDOW = timedelta(minutes=5)
 # `streamline logs`' own rules (moto's Logs ignores OR patterns and returns everything).
 ERROR_FILTER = '?ERROR ?WARN ?WARNING ?Exception ?Traceback ?"Task timed out" ?"Status: error"'
 _PROBLEMS = frozenset({"error", "warning"})
-
-
-@dataclass(frozen=True)
-class Processor:
-    """One pipeline processor and the stack outputs that name its parts.
-
-    ``backlog`` is ``queue`` (the depth of ``queue_output``), ``stream`` (IteratorAge) or
-    ``async`` (AsyncEventAge). ``failure_name`` is the recovery workflow's name for the DLQ or
-    failure queue (the CloudFormation-generated queue names are long).
-    """
-
-    name: str
-    source: str
-    function_output: str
-    failure_name: str
-    failure_output: str
-    backlog: str
-    queue_output: str | None = None
-
-
-PROCESSORS: tuple[Processor, ...] = (
-    Processor(
-        name="ingest",
-        source="kinesis",
-        function_output="IngestFunctionName",
-        failure_name="ingest-failures",
-        failure_output="IngestFailureQueueUrl",
-        backlog="stream",
-    ),
-    Processor(
-        name="changes",
-        source="ddb stream",
-        function_output="ChangesFunctionName",
-        failure_name="changes-failures",
-        failure_output="ChangesFailureQueueUrl",
-        backlog="stream",
-    ),
-    Processor(
-        name="fulfil",
-        source="sqs fifo",
-        function_output="FulfilFunctionName",
-        failure_name="fulfilment-dlq",
-        failure_output="FulfilmentDlqUrl",
-        backlog="queue",
-        queue_output="FulfilmentQueueUrl",
-    ),
-    Processor(
-        name="notify",
-        source="sqs",
-        function_output="NotifyFunctionName",
-        failure_name="notifications-dlq",
-        failure_output="NotificationsDlqUrl",
-        backlog="queue",
-        queue_output="NotificationsQueueUrl",
-    ),
-    Processor(
-        name="notifier",
-        source="async",
-        function_output="NotifierFunctionName",
-        failure_name="notify-failures",
-        failure_output="NotifyFailuresQueueUrl",
-        backlog="async",
-    ),
-)
 
 
 def register(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
