@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,12 @@ from streamline.cost.measure import CostError, measure
 from streamline.cost.model import estimate
 from streamline.cost.prices import PRICES
 from streamline.ops.logs import LogsError, parse_since
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 
 __all__ = ["parse_memory", "register", "run"]
 
@@ -104,14 +108,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
             functions=functions,
         )
         report = estimate(measurement, PRICES, memory_sizes=sizes)
-    except (CostError, LogsError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: credentials, endpoint, permissions
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot measure: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot measure", CostError, LogsError)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, add_target_arguments, command_error
 
 __all__ = ["register", "run"]
 
@@ -81,12 +81,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
             prefix=args.prefix,
             history=args.history,
         )
-    except TargetError as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore errors: credentials, endpoint, permissions
-        print(f"streamline: cannot read alarms: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot read alarms")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

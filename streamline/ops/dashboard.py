@@ -38,7 +38,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streamline.ops.logs import LogsError, parse_since
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_target_arguments,
+    command_error,
+    is_aws_error,
+    one_line,
+)
 
 __all__ = [
     "Dashboard",
@@ -440,7 +446,7 @@ class DashboardSource:
             try:
                 drawn.update(self._widget(widget, now, since))
             except Exception as exc:  # one widget's failure is shown in it, not on the page
-                drawn["error"] = _one_line(str(exc))
+                drawn["error"] = one_line(str(exc))
             widgets.append(drawn)
         start, end = now - since, now
         return {
@@ -649,10 +655,6 @@ def _refusal(exc: Exception) -> str | None:
     return f"GetMetricData answered {code}" if code in _REFUSAL_CODES else None
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 # -- serving -------------------------------------------------------------------------------------
 
 
@@ -748,7 +750,7 @@ class _Handler(BaseHTTPRequestHandler):
             payload = self.server.source.snapshot()
             status = HTTPStatus.OK
         except Exception as exc:  # the target is down or the dashboard gone: the page says so
-            payload = {"error": _one_line(str(exc))}
+            payload = {"error": one_line(str(exc))}
             status = HTTPStatus.BAD_GATEWAY
         self._send(status, json.dumps(payload).encode(), "application/json")
 
@@ -837,19 +839,15 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         source = DashboardSource(target, name, since_seconds=since, refresh_seconds=args.refresh)
         source.body()  # fail now, in one line, if the dashboard cannot be read
         server = make_server(source, port=args.port, chart_js=chart_js, quiet=not args.verbose)
-    except (DashboardError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:  # the port is taken, or not ours to bind
+        if is_aws_error(exc):  # (none is an OSError today; stay right if one becomes one)
+            return command_error(exc, "cannot read the dashboard")
         print(
             f"streamline: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr
         )
         return 2
-    except Exception as exc:  # botocore: credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot read the dashboard: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot read the dashboard", DashboardError)
     print(f"dashboard {name} at {server.url} (Ctrl-C to stop)", flush=True)
     if args.open:
         webbrowser.open(server.url)

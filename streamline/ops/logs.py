@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    TargetError,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 from streamline.topology import function_outputs
 
 __all__ = [
@@ -181,14 +187,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         with suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (LogsError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, None, LogsError)
 
 
 #: CloudWatch keeps metrics 15 months; nothing older can be asked for.
@@ -425,10 +425,6 @@ def _use_colour(mode: str) -> bool:
         return False
     # https://no-color.org: an explicit opt-out wins over a terminal.
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _now_ms() -> int:

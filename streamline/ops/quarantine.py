@@ -40,7 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from streamline.ops.replay import dal_bound_to, publish
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 
 __all__ = ["QuarantineError", "register", "render_payload", "run"]
 
@@ -416,11 +421,5 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
     """Run ``quarantine <action>``; one-line errors exit 2."""
     try:
         return _ACTIONS[args.quarantine_command](args, target or Target.from_args(args))
-    except (QuarantineError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, None, QuarantineError)

@@ -26,7 +26,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 
 __all__ = ["RedriveError", "describe_event", "format_summary", "new_events", "register", "run"]
 
@@ -255,14 +260,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
         if execution_arn:
             print(f"\nstreamline: stopped following; {execution_arn} goes on", file=sys.stderr)
         return 130
-    except (RedriveError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot redrive: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot redrive", RedriveError)
     return _finish(args, described)
 
 

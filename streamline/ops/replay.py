@@ -36,7 +36,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 from streamline.topology import STREAM_ALIASES, replayable_failure_outputs
 
 if TYPE_CHECKING:
@@ -561,14 +566,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
             report = _replay_failure_queue(target, args)
         else:
             report, listed = _replay_stream(target, args, *bounds)
-    except (ReplayError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot replay: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot replay", ReplayError)
     if args.json:
         print(json.dumps({**report.to_json(), "records": listed}, indent=2))
     else:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +34,12 @@ from streamline.ops.logs import (
     render_message,
     resolve_function,
 )
-from streamline.ops.target import Target, TargetError, add_command, add_target_arguments
+from streamline.ops.target import (
+    Target,
+    add_command,
+    add_target_arguments,
+    command_error,
+)
 from streamline.topology import PROCESSORS, Processor
 
 __all__ = ["PROCESSORS", "Processor", "collect", "format_age", "format_depth", "register", "run"]
@@ -330,14 +334,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
             # A status of a cloud that stopped answering is an error in seconds, not minutes.
             target.read_timeout = STATUS_READ_TIMEOUT
         report = collect(target, since_seconds=since_seconds, errors=args.errors)
-    except (LogsError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot read status: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot read status", LogsError)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

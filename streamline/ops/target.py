@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamline.local.state import DEFAULT_STATE_DIR, StaleStateError, StateDir, StateDirError
 
-__all__ = ["Target", "TargetError", "add_command", "add_target_arguments"]
+__all__ = ["Target", "TargetError", "add_command", "add_target_arguments", "command_error"]
 
 
 _STAGE = re.compile(r"[A-Za-z0-9-]{1,32}")
@@ -36,6 +37,31 @@ def one_line(text: str, limit: int = 300) -> str:
 
 class TargetError(Exception):
     """No usable target (no local cloud running and no AWS settings given): a one-line error."""
+
+
+def is_aws_error(exc: BaseException) -> bool:
+    """An error botocore or boto3 raised: no credentials, endpoint down, access denied, ..."""
+    return type(exc).__module__.split(".")[0] in {"botocore", "boto3"}
+
+
+def command_error(exc: Exception, doing: str | None, *own: type[Exception]) -> int:
+    """How every ops command ends on an error: its own errors (``own``) and TargetError print
+    as they are, an AWS error as ``doing: <botocore's message on one line>``, both on one line
+    of stderr, exit status 2; anything else is a bug and is raised again.
+
+    Example::
+
+        except Exception as exc:
+            return command_error(exc, "cannot read status", LogsError)
+    """
+    if isinstance(exc, (TargetError, *own)):
+        message = str(exc)
+    elif is_aws_error(exc):
+        message = f"{doing}: {one_line(str(exc))}" if doing else one_line(str(exc))
+    else:
+        raise exc
+    print(f"streamline: {message}", file=sys.stderr)
+    return 2
 
 
 def add_command(
@@ -126,7 +152,7 @@ class Target:
             try:
                 stacks = cfn.describe_stacks(StackName=name)["Stacks"]
             except Exception as exc:
-                if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
+                if not is_aws_error(exc):
                     raise
                 text = one_line(str(exc))
                 if "does not exist" in text:

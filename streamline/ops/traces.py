@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamline.ops.logs import LogsError, parse_since
-from streamline.ops.target import Target, TargetError, add_target_arguments
+from streamline.ops.target import Target, add_target_arguments, command_error
 
 __all__ = ["TracesError", "build_tree", "format_tree", "register", "run"]
 
@@ -202,14 +201,8 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
                 print(line)
             return 0
         traces = recent(target, since_s, limit)
-    except (TracesError, LogsError, TargetError) as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # botocore: no credentials, endpoint down, access denied
-        if type(exc).__module__.split(".")[0] not in {"botocore", "boto3"}:
-            raise
-        print(f"streamline: cannot read traces: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        return command_error(exc, "cannot read traces", TracesError, LogsError)
     if not traces:
         print(f"no traces in the last {args.since}")
     for trace in traces:
