@@ -680,15 +680,9 @@ class AlarmEvaluator:
                 self.backends.sns().publish(message=message, arn=topic_arn, subject=subject)
             return
         if self._sns_client is None:
-            import boto3
+            from streamline.local.clients import make_client
 
-            self._sns_client = boto3.client(
-                "sns",
-                endpoint_url=self.endpoint_url,
-                region_name=self.backends.region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
+            self._sns_client = make_client("sns", self.endpoint_url)
         self._sns_client.publish(TopicArn=topic_arn, Subject=subject, Message=message)
 
 

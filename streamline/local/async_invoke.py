@@ -498,17 +498,9 @@ class AsyncEngine:
     def _client(self, service: str) -> Any:
         with self._clients_lock:
             if service not in self._clients:
-                import boto3
-                from botocore.config import Config
+                from streamline.local.clients import make_client
 
-                self._clients[service] = boto3.session.Session().client(
-                    service,  # type: ignore[call-overload]
-                    endpoint_url=self._endpoint_url,
-                    region_name=self._backends.region,
-                    aws_access_key_id="test",
-                    aws_secret_access_key="test",
-                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-                )
+                self._clients[service] = make_client(service, self._endpoint_url, max_attempts=2)
             return self._clients[service]
 
     def _queue_url(self, queue_arn: str) -> str:

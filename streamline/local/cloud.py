@@ -28,6 +28,7 @@ from typing import Any
 from streamline.local import durability, patches
 from streamline.local.alarms import AlarmEvaluator
 from streamline.local.api_calls import API_CALLS
+from streamline.local.clients import TEST_CREDENTIALS, make_client
 from streamline.local.contracts import Clock, SystemClock
 from streamline.local.durability import Durability, Mutations, Passthrough, RestoreReport
 from streamline.local.iam_audit import DENIALS
@@ -37,13 +38,6 @@ from streamline.local.state import StateDir
 from streamline.local.xray_daemon import XRayDaemon
 
 __all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client", "wait_quiet"]
-
-TEST_CREDENTIALS: dict[str, str] = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_REGION": REGION,
-    "AWS_DEFAULT_REGION": REGION,
-}
 
 # A factory builds one engine from the (started) cloud; None means "not available".
 EngineFactory = Callable[["LocalCloud"], Any]
@@ -65,33 +59,6 @@ def wait_quiet(busy: Callable[[], list[str]], timeout: float, poll: float) -> No
         if time.monotonic() >= deadline:
             raise TimeoutError(f"local cloud still busy after {timeout:g} s: {', '.join(parts)}")
         time.sleep(poll)
-
-
-def make_client(service: str, endpoint_url: str, *, read_timeout: float | None = None) -> Any:
-    """A boto3 client for the local endpoint with the test credentials.
-
-    ``read_timeout`` (seconds) bounds a call to a cloud that stopped answering, with one retry
-    (status commands use it: a hung cloud is an error in seconds, not minutes).
-    """
-    import boto3
-    from botocore.config import Config
-
-    if read_timeout is None:
-        config = Config(retries={"mode": "standard", "max_attempts": 3})
-    else:
-        config = Config(
-            connect_timeout=min(5.0, read_timeout),
-            read_timeout=read_timeout,
-            retries={"mode": "standard", "max_attempts": 2},
-        )
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=config,
-    )
 
 
 class _SkippedTypeFilter(logging.Filter):

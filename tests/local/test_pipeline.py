@@ -8,7 +8,6 @@ producers writing to the stream through public APIs, and every check made throug
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,13 +55,16 @@ def test_records_flow_through_every_stage_and_failures_are_recovered(
     ]
     poison = {"Data": b'{"order_id": "broken", "version": "not a number"}', "PartitionKey": "x"}
     flaky_order = f"{prefix}-flaky"
+    # Long enough that the mapping exhausts its retries inside the window even on a loaded
+    # machine (3 s once let a slow first attempt succeed: no on-failure record ever came).
+    transient_until = datetime.now(UTC) + timedelta(seconds=20)
     flaky = {
         "Data": json.dumps(
             order_event(
                 flaky_order,
                 1,
                 "OrderCreated",
-                chaos={"transient_until": (datetime.now(UTC) + timedelta(seconds=3)).isoformat()},
+                chaos={"transient_until": transient_until.isoformat()},
             )
         ).encode(),
         "PartitionKey": flaky_order,
@@ -105,8 +107,8 @@ def test_records_flow_through_every_stage_and_failures_are_recovered(
     aws_record = next(f for f in failures if "KinesisBatchInfo" in f)
     assert aws_record["requestContext"]["condition"] == "RetryAttemptsExhausted"
 
-    # recovery: replay the transient one (its chaos window is over), quarantine the poison one
-    time.sleep(max(0.0, 3.5 - 0))  # let the chaos window close
+    # recovery: replay the transient one once its chaos window is over, quarantine the poison one
+    eventually(lambda: datetime.now(UTC) > transient_until, timeout=60)
     sfn = cloud.client("stepfunctions")
     execution = sfn.start_execution(
         stateMachineArn=pipeline["RecoveryStateMachineArn"], input=json.dumps({"trigger": "test"})

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from streamline.local import patches
+from streamline.local.clients import make_client
 from streamline.local.cloud import LocalCloud
 from streamline.local.contracts import InvokeResult, Throttled
 from streamline.local.esm.testing import create_streamed_table
@@ -245,19 +246,8 @@ def test_event_invocations_go_to_the_async_engine_with_202(
 def test_throttled_invocation_is_429_too_many_requests(
     cloud: LocalCloud, recorder: RecordingInvoker
 ) -> None:
-    import boto3
-    from botocore.config import Config
-
     fn = _function(cloud)
-
-    no_retry = boto3.client(
-        "lambda",
-        endpoint_url=cloud.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 0, "mode": "standard"}),
-    )
+    no_retry = make_client("lambda", cloud.endpoint_url, max_attempts=1)
     with pytest.raises(no_retry.exceptions.TooManyRequestsException) as caught:
         no_retry.invoke(FunctionName=fn["FunctionName"], Payload=b'{"throttle": 1}')
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streamline.local.contracts import InvokeResult
-from streamline.local.server import REGION
 
 if TYPE_CHECKING:
     from streamline.local.server import Backends, MotoServer
@@ -84,15 +83,9 @@ class MotoHarness:
         return self.server.endpoint_url
 
     def client(self, service: str) -> Any:
-        import boto3
+        from streamline.local.clients import make_client
 
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        return make_client(service, self.endpoint_url)
 
     def delete_all_mappings(self) -> None:
         """Delete every event source mapping (moto's state outlives tests and harnesses)."""

@@ -79,15 +79,9 @@ class LocalMoto:
     backends: Any
 
     def client(self, service: str) -> Any:
-        import boto3
+        from streamline.local.clients import make_client
 
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        return make_client(service, self.endpoint_url)
 
 
 @contextmanager
@@ -108,15 +102,9 @@ def ensure_iam_role(endpoint_url: str) -> None:
     """moto's CreateFunction checks the role exists."""
     import json
 
-    import boto3
+    from streamline.local.clients import make_client
 
-    iam = boto3.client(
-        "iam",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    iam = make_client("iam", endpoint_url)
     with suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_role(
             RoleName="lambda-role",
