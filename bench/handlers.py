@@ -240,7 +240,9 @@ def sqs_batch(bodies: list[str], fifo: bool) -> dict[str, Any]:
 
 
 # --- the cases --------------------------------------------------------------------------------
-def cases(n: int) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callable[[], None]]]]:
+def cases(  # noqa: C901 - one flat table of the handlers' cases, each a small closure
+    n: int,
+) -> list[tuple[str, str, dict[str, Any], Callable[[Any], Callable[[], None]]]]:
     """(name, module, event, make_bare_loop(module)) for every batch handler."""
     from orderflow.events import (
         FulfilmentTask,

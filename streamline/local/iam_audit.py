@@ -251,74 +251,100 @@ def requests_for(call: Call) -> list[Request]:
 def _requests(prefix: str, call: Call) -> list[Request]:
     op = call.operation
     action = f"{prefix}:{_ALIASES.get((prefix, op), op)}"
-    arn = f"{call.region}:{call.account}"
-    p = call.params
     if (prefix, op) == ("sts", "GetCallerIdentity"):
         return []  # needs no permission: AWS never denies it
     if prefix == "s3" or (prefix == "sqs" and call.resource != "*"):
-        return [Request(action, call.resource)]
-    if prefix == "dynamodb":
-        if call.target.startswith(_STREAMS_TARGET):
-            stream = p("StreamArn") or str(p("ShardIterator") or "").split("|")[0] or None
-            return [Request(action, stream if op != "ListStreams" else "*")]
-        if op in ("BatchGetItem", "BatchWriteItem"):
-            return [Request(action, _table(arn, t)) for t in (p("RequestItems") or {})]
-        if op in ("TransactWriteItems", "TransactGetItems"):
-            out = []
-            for item in p("TransactItems") or []:
-                for kind, body in item.items():
-                    out.append(
-                        Request(
-                            f"dynamodb:{_TRANSACT_ACTIONS[kind]}", _table(arn, body["TableName"])
-                        )
-                    )
-            return out
-        table = p("TableName")
-        if op == "ListTables":
-            return [Request(action, "*")]
-        if not table:
-            return [Request(action, None)]
-        index = p("IndexName")
-        return [Request(action, _table(arn, table) + (f"/index/{index}" if index else ""))]
-    if prefix == "kinesis":
-        stream = p("StreamARN") or (
-            f"arn:aws:kinesis:{arn}:stream/{p('StreamName')}" if p("StreamName") else None
-        )
-        if stream is None and p("ShardIterator"):
-            stream = _kinesis_iterator_stream(arn, str(p("ShardIterator")))
-        return [Request(action, stream)]
-    if prefix == "sns":
-        target = p("TopicArn") or p("TargetArn")
-        return [Request(action, target or ("*" if op in ("ListTopics", "CreateTopic") else None))]
-    if prefix == "lambda":
-        function = _lambda_function(call.path)
-        if function is None:
-            return [Request(action, None)]
-        if not function.startswith("arn:"):
-            name, _, qualifier = function.partition(":")
-            qualifier = qualifier or str(p("Qualifier") or "")
-            function = f"arn:aws:lambda:{arn}:function:{name}" + (
-                f":{qualifier}" if qualifier else ""
-            )
-        return [Request(action, function)]
-    if prefix == "states":
-        return [Request(action, p("stateMachineArn") or p("executionArn") or None)]
-    if prefix == "events" and op == "PutEvents":
-        buses = {str(e.get("EventBusName") or "default") for e in p("Entries") or []}
-        return [
-            Request(action, b if b.startswith("arn:") else f"arn:aws:events:{arn}:event-bus/{b}")
-            for b in sorted(buses)
-        ]
-    if prefix == "logs":
-        group = p("logGroupName")
-        if not group:
-            return [Request(action, None)]
-        stream = p("logStreamName")
-        base = f"arn:aws:logs:{arn}:log-group:{group}"
-        return [Request(action, f"{base}:log-stream:{stream}" if stream else f"{base}:*")]
+        return [Request(action, call.resource)]  # moto derived these itself
     if prefix in ("cloudwatch", "xray"):
+        return [Request(action, "*")]  # no resource-level permissions for these calls
+    per_service = _RESOURCES.get(prefix)
+    if per_service is None:
+        return [Request(action, None)]
+    return per_service(action, call, f"{call.region}:{call.account}")
+
+
+def _dynamodb(action: str, call: Call, arn: str) -> list[Request]:
+    op, p = call.operation, call.params
+    if call.target.startswith(_STREAMS_TARGET):
+        stream = p("StreamArn") or str(p("ShardIterator") or "").split("|")[0] or None
+        return [Request(action, stream if op != "ListStreams" else "*")]
+    if op in ("BatchGetItem", "BatchWriteItem"):
+        return [Request(action, _table(arn, t)) for t in (p("RequestItems") or {})]
+    if op in ("TransactWriteItems", "TransactGetItems"):
+        return [
+            Request(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", _table(arn, body["TableName"]))
+            for item in p("TransactItems") or []
+            for kind, body in item.items()
+        ]
+    if op == "ListTables":
         return [Request(action, "*")]
-    return [Request(action, None)]
+    table = p("TableName")
+    if not table:
+        return [Request(action, None)]
+    index = p("IndexName")
+    return [Request(action, _table(arn, table) + (f"/index/{index}" if index else ""))]
+
+
+def _kinesis(action: str, call: Call, arn: str) -> list[Request]:
+    p = call.params
+    stream = p("StreamARN") or (
+        f"arn:aws:kinesis:{arn}:stream/{p('StreamName')}" if p("StreamName") else None
+    )
+    if stream is None and p("ShardIterator"):
+        stream = _kinesis_iterator_stream(arn, str(p("ShardIterator")))
+    return [Request(action, stream)]
+
+
+def _sns(action: str, call: Call, arn: str) -> list[Request]:
+    target = call.params("TopicArn") or call.params("TargetArn")
+    listing = call.operation in ("ListTopics", "CreateTopic")
+    return [Request(action, target or ("*" if listing else None))]
+
+
+def _lambda(action: str, call: Call, arn: str) -> list[Request]:
+    function = _lambda_function(call.path)
+    if function is None:
+        return [Request(action, None)]
+    if not function.startswith("arn:"):
+        name, _, qualifier = function.partition(":")
+        qualifier = qualifier or str(call.params("Qualifier") or "")
+        function = f"arn:aws:lambda:{arn}:function:{name}" + (f":{qualifier}" if qualifier else "")
+    return [Request(action, function)]
+
+
+def _states(action: str, call: Call, arn: str) -> list[Request]:
+    return [Request(action, call.params("stateMachineArn") or call.params("executionArn") or None)]
+
+
+def _events(action: str, call: Call, arn: str) -> list[Request]:
+    if call.operation != "PutEvents":
+        return [Request(action, None)]
+    buses = {str(e.get("EventBusName") or "default") for e in call.params("Entries") or []}
+    return [
+        Request(action, b if b.startswith("arn:") else f"arn:aws:events:{arn}:event-bus/{b}")
+        for b in sorted(buses)
+    ]
+
+
+def _logs(action: str, call: Call, arn: str) -> list[Request]:
+    group = call.params("logGroupName")
+    if not group:
+        return [Request(action, None)]
+    stream = call.params("logStreamName")
+    base = f"arn:aws:logs:{arn}:log-group:{group}"
+    return [Request(action, f"{base}:log-stream:{stream}" if stream else f"{base}:*")]
+
+
+#: How each service's request names the resource IAM authorises it on.
+_RESOURCES: dict[str, Callable[[str, Call, str], list[Request]]] = {
+    "dynamodb": _dynamodb,
+    "kinesis": _kinesis,
+    "sns": _sns,
+    "lambda": _lambda,
+    "states": _states,
+    "events": _events,
+    "logs": _logs,
+}
 
 
 def _table(arn: str, table: str) -> str:

@@ -1172,7 +1172,7 @@ def events_bus_ref_is_its_name() -> None:
     "moto.cloudformation.parsing:get_model_list",
     "moto.cloudformation.parsing:get_model_map",
 )
-def cloudwatch_alarm_cloudformation() -> None:
+def cloudwatch_alarm_cloudformation() -> None:  # noqa: C901 - a model class defined in a patch
     """CloudFormation creates AWS::CloudWatch::Alarm (moto skipped it with a warning).
 
     A skipped alarm broke every template that refers to one: a dashboard's alarm widget takes
@@ -2212,6 +2212,84 @@ def _function_arn(account_id: str, region_name: str, token: str) -> str:
         ) from None
 
 
+# How a custom resource is created, updated and deleted (installed on moto's CustomModel).
+
+
+def _custom_create(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    from moto.cloudformation import cloudformation_backends
+    from moto.cloudformation.custom_model import CustomModel
+
+    properties = dict(cloudformation_json.get("Properties") or {})
+    factory: Any = CustomModel
+    model = factory(region_name, "", kwargs["LogicalId"], resource_name)
+    model.stack_id = kwargs["StackId"]
+    model.resource_type = kwargs["ResourceType"]
+    model.account_id = account_id
+    model.properties = properties
+    function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
+    event = _custom_event(model, "Create", properties)
+    model.request_id = event["RequestId"]
+    stack = cloudformation_backends[account_id][region_name].get_stack(model.stack_id)
+    stack.add_custom_resource(model)
+    _settle(model, "Create", _ask_custom_resource(function_arn, event))
+    return model
+
+
+def _custom_update(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    model = original_resource
+    properties = dict(cloudformation_json.get("Properties") or {})
+    old = dict(getattr(model, "properties", {}) or {})
+    if old.get("ServiceToken") not in (None, properties.get("ServiceToken")):
+        raise CustomResourceFailed(
+            f"{model.logical_id}: a custom resource's ServiceToken cannot change"
+        )
+    function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
+    event = _custom_event(model, "Update", properties)
+    event["OldResourceProperties"] = stringified(old)
+    previous_id = model.physical_resource_id
+    _settle(model, "Update", _ask_custom_resource(function_arn, event))
+    model.properties = properties
+    if model.physical_resource_id != previous_id:
+        # A new physical resource replaced the old one: CloudFormation deletes the old.
+        cleanup = _custom_event(model, "Delete", old)
+        cleanup["PhysicalResourceId"] = previous_id
+        answer = _ask_custom_resource(function_arn, cleanup)
+        if answer.get("Status") != "SUCCESS":
+            _log.warning(
+                "custom resource %s: deleting the replaced %s failed: %s",
+                model.logical_id,
+                previous_id,
+                answer.get("Reason"),
+            )
+    return model
+
+
+def _custom_delete(self: Any, account_id: str, region_name: str) -> None:
+    properties = dict(getattr(self, "properties", {}) or {})
+    if not properties.get("ServiceToken"):
+        return  # made before this patch: nothing to tell
+    try:
+        function_arn = _function_arn(account_id, region_name, properties["ServiceToken"])
+    except CustomResourceFailed:
+        return  # its function is gone: CloudFormation would wait an hour, then go on
+    event = _custom_event(self, "Delete", properties)
+    _settle(self, "Delete", _ask_custom_resource(function_arn, event))
+
+
 @_patch(
     "moto.cloudformation.parsing:resource_class_from_type",
     "moto.cloudformation.custom_model:CustomModel.create_from_cloudformation_json",
@@ -2248,83 +2326,9 @@ def custom_resources_run_at_deploy_time() -> None:
         property(lambda self: getattr(self, "physical_id", None) or self.resource_name),
     )
 
-    def create_from_cloudformation_json(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        from moto.cloudformation import cloudformation_backends
-
-        properties = dict(cloudformation_json.get("Properties") or {})
-        factory: Any = CustomModel
-        model = factory(region_name, "", kwargs["LogicalId"], resource_name)
-        model.stack_id = kwargs["StackId"]
-        model.resource_type = kwargs["ResourceType"]
-        model.account_id = account_id
-        model.properties = properties
-        function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
-        event = _custom_event(model, "Create", properties)
-        model.request_id = event["RequestId"]
-        stack = cloudformation_backends[account_id][region_name].get_stack(model.stack_id)
-        stack.add_custom_resource(model)
-        _settle(model, "Create", _ask_custom_resource(function_arn, event))
-        return model
-
-    def update_from_cloudformation_json(
-        cls: Any,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        model = original_resource
-        properties = dict(cloudformation_json.get("Properties") or {})
-        old = dict(getattr(model, "properties", {}) or {})
-        if old.get("ServiceToken") not in (None, properties.get("ServiceToken")):
-            raise CustomResourceFailed(
-                f"{model.logical_id}: a custom resource's ServiceToken cannot change"
-            )
-        function_arn = _function_arn(account_id, region_name, properties.get("ServiceToken", ""))
-        event = _custom_event(model, "Update", properties)
-        event["OldResourceProperties"] = stringified(old)
-        previous_id = model.physical_resource_id
-        _settle(model, "Update", _ask_custom_resource(function_arn, event))
-        model.properties = properties
-        if model.physical_resource_id != previous_id:
-            # A new physical resource replaced the old one: CloudFormation deletes the old.
-            cleanup = _custom_event(model, "Delete", old)
-            cleanup["PhysicalResourceId"] = previous_id
-            answer = _ask_custom_resource(function_arn, cleanup)
-            if answer.get("Status") != "SUCCESS":
-                _log.warning(
-                    "custom resource %s: deleting the replaced %s failed: %s",
-                    model.logical_id,
-                    previous_id,
-                    answer.get("Reason"),
-                )
-        return model
-
-    def delete(self: Any, account_id: str, region_name: str) -> None:
-        properties = dict(getattr(self, "properties", {}) or {})
-        if not properties.get("ServiceToken"):
-            return  # made before this patch: nothing to tell
-        try:
-            function_arn = _function_arn(account_id, region_name, properties["ServiceToken"])
-        except CustomResourceFailed:
-            return  # its function is gone: CloudFormation would wait an hour, then go on
-        event = _custom_event(self, "Delete", properties)
-        _settle(self, "Delete", _ask_custom_resource(function_arn, event))
-
-    for name, fn in (
-        ("create_from_cloudformation_json", create_from_cloudformation_json),
-        ("update_from_cloudformation_json", update_from_cloudformation_json),
-    ):
-        _replace(CustomModel, name, classmethod(fn))
-    _replace(CustomModel, "delete", delete)
+    _replace(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
+    _replace(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
+    _replace(CustomModel, "delete", _custom_delete)
 
     # Custom resources go first when a stack is deleted: their functions (and what those
     # clean up, like a bucket's objects) must still exist when Delete arrives.

@@ -230,45 +230,17 @@ class Reconciler:
         physical = stack.physical.get(logical_id)
         if rtype is None or physical is None:
             raise ReconcileError(f"stack {stack.name}: cannot resolve {logical_id}.{attr}")
-        arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
-        if rtype == "AWS::SQS::Queue":
-            name = physical.rsplit("/", 1)[-1]
-            return {"Arn": arn.format("sqs", name), "QueueName": name, "QueueUrl": physical}[attr]
-        if rtype == "AWS::Lambda::Function" and attr == "Arn":
-            return (
-                physical
-                if physical.startswith("arn:")
-                else arn.format("lambda", f"function:{physical}")
+        if (rtype, attr) == ("AWS::DynamoDB::Table", "StreamArn"):
+            table = self._client("dynamodb").describe_table(TableName=physical)["Table"]
+            return str(table["LatestStreamArn"])
+        found = _attribute(rtype, physical, attr)
+        if found is None and attr == "Arn" and physical.startswith("arn:"):
+            found = physical  # types whose physical id already is their ARN
+        if found is None:
+            raise ReconcileError(
+                f"stack {stack.name}: cannot resolve Fn::GetAtt {logical_id}.{attr}"
             )
-        if rtype == "AWS::SNS::Topic":
-            return {"TopicArn": physical, "TopicName": physical.rsplit(":", 1)[-1]}[attr]
-        if rtype == "AWS::Kinesis::Stream" and attr == "Arn":
-            return arn.format("kinesis", f"stream/{physical}")
-        if rtype == "AWS::DynamoDB::Table":
-            if attr == "Arn":
-                return arn.format("dynamodb", f"table/{physical}")
-            if attr == "StreamArn":
-                table = self._client("dynamodb").describe_table(TableName=physical)["Table"]
-                return str(table["LatestStreamArn"])
-        if rtype == "AWS::Events::EventBus" and attr in ("Arn", "Name"):
-            return arn.format("events", f"event-bus/{physical}") if attr == "Arn" else physical
-        if rtype == "AWS::S3::Bucket" and attr == "Arn":
-            return f"arn:aws:s3:::{physical}"
-        if rtype == "AWS::IAM::Role" and attr == "Arn":
-            return f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
-        if rtype == "AWS::Logs::LogGroup" and attr == "Arn":
-            return arn.format("logs", f"log-group:{physical}:*")
-        if rtype == "AWS::StepFunctions::StateMachine" and attr == "Arn":
-            return physical
-        if rtype == "AWS::Events::Rule" and attr == "Arn":
-            if physical.startswith("arn:"):
-                return physical
-            # moto names a rule on a custom bus "<bus>|<rule>"; its ARN puts the bus in the path
-            bus, _, rule = physical.rpartition("|")
-            return arn.format("events", f"rule/{bus + '/' if bus else ''}{rule}")
-        if attr == "Arn" and physical.startswith("arn:"):
-            return physical  # types whose physical id already is their ARN
-        raise ReconcileError(f"stack {stack.name}: cannot resolve Fn::GetAtt {logical_id}.{attr}")
+        return found
 
     # -- handlers (each idempotent) ----------------------------------------------------------
 
@@ -344,3 +316,42 @@ def reconcile_stacks(endpoint_url: str, stack_names: list[str]) -> dict[str, lis
 
     reconciler = Reconciler(client)
     return {name: reconciler.reconcile(name) for name in stack_names}
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+def _rule_arn(physical: str) -> str:
+    if physical.startswith("arn:"):
+        return physical
+    # moto names a rule on a custom bus "<bus>|<rule>"; its ARN puts the bus in the path
+    bus, _, rule = physical.rpartition("|")
+    return _arn("events", f"rule/{bus + '/' if bus else ''}{rule}")
+
+
+# Fn::GetAtt from a resource's physical id, per type and attribute, as CloudFormation answers.
+_ATTRIBUTES: dict[tuple[str, str], Callable[[str], str]] = {
+    ("AWS::SQS::Queue", "Arn"): lambda p: _arn("sqs", p.rsplit("/", 1)[-1]),
+    ("AWS::SQS::Queue", "QueueName"): lambda p: p.rsplit("/", 1)[-1],
+    ("AWS::SQS::Queue", "QueueUrl"): lambda p: p,
+    ("AWS::Lambda::Function", "Arn"): lambda p: (
+        p if p.startswith("arn:") else _arn("lambda", f"function:{p}")
+    ),
+    ("AWS::SNS::Topic", "TopicArn"): lambda p: p,
+    ("AWS::SNS::Topic", "TopicName"): lambda p: p.rsplit(":", 1)[-1],
+    ("AWS::Kinesis::Stream", "Arn"): lambda p: _arn("kinesis", f"stream/{p}"),
+    ("AWS::DynamoDB::Table", "Arn"): lambda p: _arn("dynamodb", f"table/{p}"),
+    ("AWS::Events::EventBus", "Arn"): lambda p: _arn("events", f"event-bus/{p}"),
+    ("AWS::Events::EventBus", "Name"): lambda p: p,
+    ("AWS::S3::Bucket", "Arn"): lambda p: f"arn:aws:s3:::{p}",
+    ("AWS::IAM::Role", "Arn"): lambda p: f"arn:aws:iam::{ACCOUNT_ID}:role/{p}",
+    ("AWS::Logs::LogGroup", "Arn"): lambda p: _arn("logs", f"log-group:{p}:*"),
+    ("AWS::StepFunctions::StateMachine", "Arn"): lambda p: p,
+    ("AWS::Events::Rule", "Arn"): _rule_arn,
+}
+
+
+def _attribute(rtype: str, physical: str, attr: str) -> str | None:
+    found = _ATTRIBUTES.get((rtype, attr))
+    return found(physical) if found is not None else None

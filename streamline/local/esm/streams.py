@@ -541,7 +541,7 @@ class ShardWorker:
         return True
 
     # -- one batch: retries, partial failure, bisect, record age -----------------------------
-    def _deliver(
+    def _deliver(  # noqa: C901 - each branch is one stream rule (retry, bisect, age, destination)
         self, config: MappingConfig, batch: list[StreamRecord], *, checkpoint: bool
     ) -> bool:
         progress = self._advance if checkpoint else (lambda seq: None)
