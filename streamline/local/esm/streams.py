@@ -34,12 +34,13 @@ from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.worker import Backoff, MappingWorker, WorkerState, log
 
-__all__ = ["ShardWorker", "StreamRecord", "StreamWorker"]
+__all__ = ["PolledRecord", "ShardWorker", "StreamWorker"]
 
 
 @dataclass(slots=True)
-class StreamRecord:
-    """One record as delivered, with what ordering, checkpoints and record age need."""
+class PolledRecord:
+    """One record polled from a shard, with what ordering, checkpoints and record age need
+    (not orderflow's StreamRecord, a record re-read for a replay)."""
 
     seq: int
     seq_str: str
@@ -92,9 +93,9 @@ class _KinesisSource:
                 return int(seq)
         return 0
 
-    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[StreamRecord]:
+    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[PolledRecord]:
         records = self._stream().shards[shard_id].records
-        out: list[StreamRecord] = []
+        out: list[PolledRecord] = []
         seq = after + 1
         # moto numbers each shard's records 1, 2, 3...: direct lookups keep reads O(batch).
         while len(out) < limit and seq in records:
@@ -108,7 +109,7 @@ class _KinesisSource:
                         break
         return out
 
-    def _shape(self, shard_id: str, record: Any, role: str | None) -> StreamRecord:
+    def _shape(self, shard_id: str, record: Any, role: str | None) -> PolledRecord:
         data = record.data
         if isinstance(data, bytes):
             import base64
@@ -131,7 +132,7 @@ class _KinesisSource:
             "awsRegion": self.backends.region,
             "eventSourceARN": self.arn,
         }
-        return StreamRecord(
+        return PolledRecord(
             int(record.sequence_number), seq, record.partition_key, record.created_at, shaped
         )
 
@@ -171,7 +172,7 @@ class _DynamoDBSource:
                 return start + index
         return start - 1
 
-    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[StreamRecord]:
+    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[PolledRecord]:
         shard = self._shard()
         begin = max(0, after + 1 - int(shard.starting_sequence_number))
         out = []
@@ -205,7 +206,7 @@ class _DynamoDBSource:
                 "eventSourceARN": self.arn,
             }
             out.append(
-                StreamRecord(
+                PolledRecord(
                     int(dynamodb["SequenceNumber"]),
                     str(dynamodb["SequenceNumber"]),
                     json.dumps(dynamodb.get("Keys"), sort_keys=True),
@@ -313,7 +314,7 @@ class StreamWorker(MappingWorker):
 class _Pending:
     """A (sub-)batch awaiting delivery, with what it has used so far."""
 
-    records: list[StreamRecord]
+    records: list[PolledRecord]
     retries: int = 0
     invokes: int = 0
     last: Any = None  # the last InvokeResult, for responseContext
@@ -473,7 +474,7 @@ class ShardWorker:
         finally:
             self.in_round = False
 
-    def _fetch(self, config: MappingConfig) -> tuple[list[StreamRecord], bool]:
+    def _fetch(self, config: MappingConfig) -> tuple[list[PolledRecord], bool]:
         """Up to BatchSize x ParallelizationFactor records, waiting out the batching window."""
         limit = config.batch_size * max(1, config.parallelization)
         deadline: float | None = None
@@ -508,7 +509,7 @@ class ShardWorker:
         except Exception:
             return None
 
-    def _round(self, config: MappingConfig, records: list[StreamRecord]) -> bool:
+    def _round(self, config: MappingConfig, records: list[PolledRecord]) -> bool:
         """Deliver one fetched round; True when every record is settled (checkpoint may move)."""
         matcher = config.matcher()
         if matcher.active:
@@ -531,7 +532,7 @@ class ShardWorker:
         return all(f.result() for f in futures)
 
     def _lane(
-        self, config: MappingConfig, records: list[StreamRecord], *, checkpoint: bool
+        self, config: MappingConfig, records: list[PolledRecord], *, checkpoint: bool
     ) -> bool:
         """Deliver one lane's records in order, BatchSize at a time."""
         for start in range(0, len(records), config.batch_size):
@@ -542,7 +543,7 @@ class ShardWorker:
 
     # -- one batch: retries, partial failure, bisect, record age -----------------------------
     def _deliver(  # noqa: C901 - each branch is one stream rule (retry, bisect, age, destination)
-        self, config: MappingConfig, batch: list[StreamRecord], *, checkpoint: bool
+        self, config: MappingConfig, batch: list[PolledRecord], *, checkpoint: bool
     ) -> bool:
         progress = self._advance if checkpoint else (lambda seq: None)
         queue: deque[_Pending] = deque([_Pending(batch)])
@@ -624,7 +625,7 @@ class ShardWorker:
             progress(pending.records[-1].seq)
         return True
 
-    def _invoke(self, config: MappingConfig, records: list[StreamRecord]) -> Any:
+    def _invoke(self, config: MappingConfig, records: list[PolledRecord]) -> Any:
         self.state = WorkerState.INVOKING
         age_ms = (self.ctx.clock.now() - records[-1].arrival) * 1000
         try:
@@ -648,7 +649,7 @@ class ShardWorker:
         return result
 
     def _fail(
-        self, config: MappingConfig, records: list[StreamRecord], pending: _Pending, condition: str
+        self, config: MappingConfig, records: list[PolledRecord], pending: _Pending, condition: str
     ) -> bool:
         """Send the on-failure record; True once sent (or there is no destination: AWS drops
         the records then), False when the worker stops first (the shard must not move on)."""
@@ -739,11 +740,11 @@ class ShardWorker:
         }
 
 
-def _lanes(records: list[StreamRecord], factor: int) -> list[list[StreamRecord]]:
+def _lanes(records: list[PolledRecord], factor: int) -> list[list[PolledRecord]]:
     """Split records into up to ``factor`` ordered lanes by partition key (stable hash)."""
     if factor <= 1:
         return [records]
-    lanes: dict[int, list[StreamRecord]] = {}
+    lanes: dict[int, list[PolledRecord]] = {}
     for record in records:
         lane = zlib.crc32(record.partition_key.encode()) % factor
         lanes.setdefault(lane, []).append(record)
