@@ -58,6 +58,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs import AlarmSpec, FunctionSettings, MetricGroup, PipelineFunction
+from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.table import pipeline_table
 from stacks.ingest import IngestStack
 from stacks.nag import suppress
@@ -686,20 +687,11 @@ class OrchestrationStack(Stack):
         return state_machine
 
     def _build_schedule(self) -> events.Rule:
-        dead_letters = sqs.Queue(
+        dead_letters = failure_queue(
             self,
             "ScheduleDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        suppress(
-            dead_letters,
-            ("AwsSolutions-SQS3", "this queue is the schedule target's dead-letter queue"),
-            (
-                "Serverless-SQSRedrivePolicy",
-                "this queue is the schedule target's dead-letter queue",
-            ),
+            why="this queue is the schedule target's dead-letter queue",
+            retention=Duration.days(14),
         )
         return events.Rule(
             self,

@@ -22,6 +22,7 @@ from stacks.constructs import (
     StreamProcessor,
 )
 from stacks.constructs.alarms import queue_not_empty
+from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.table import pipeline_table
 from stacks.nag import suppress
 from streamline.topology import CHANGES, FULFIL, NOTIFIER, NOTIFY
@@ -181,19 +182,13 @@ class ProcessingStack(Stack):
         )
 
     def _build_notify_failures(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        return failure_queue(
             self,
             "NotifyFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            why="this queue is the notifier's OnFailure destination (a DLQ)",
+            why_no_redrive="this queue is the notifier's OnFailure destination",
+            retention=Duration.days(14),
         )
-        suppress(
-            queue,
-            ("AwsSolutions-SQS3", "this queue is the notifier's OnFailure destination (a DLQ)"),
-            ("Serverless-SQSRedrivePolicy", "this queue is the notifier's OnFailure destination"),
-        )
-        return queue
 
     # metrics and alarms ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
+from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
@@ -123,21 +124,14 @@ class QueueProcessor(Construct):
         return f"{base[: 80 - len('.fifo')]}.fifo"
 
     def _build_dead_letter_queue(self) -> sqs.Queue:
-        dlq = sqs.Queue(
+        return failure_queue(
             self,
             "DeadLetterQueue",
+            why="this queue is the dead-letter queue",
+            retention=self.DLQ_RETENTION,
             queue_name=self._queue_name("-dlq"),
             fifo=self.fifo or None,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=self.DLQ_RETENTION,
         )
-        suppress(
-            dlq,
-            ("AwsSolutions-SQS3", "this queue is the dead-letter queue"),
-            ("Serverless-SQSRedrivePolicy", "this queue is the dead-letter queue"),
-        )
-        return dlq
 
     def _build_queue(self, retention_period: Duration) -> sqs.Queue:
         return sqs.Queue(

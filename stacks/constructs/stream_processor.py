@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
+from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
@@ -113,19 +114,13 @@ class StreamProcessor(Construct):
     # builders -------------------------------------------------------------------------------
 
     def _build_failure_queue(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        return failure_queue(
             self,
             "FailureQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=self.FAILURE_QUEUE_RETENTION,
+            why="this queue is the mapping's on-failure destination (a DLQ)",
+            why_no_redrive="this queue is the mapping's on-failure destination",
+            retention=self.FAILURE_QUEUE_RETENTION,
         )
-        suppress(
-            queue,
-            ("AwsSolutions-SQS3", "this queue is the mapping's on-failure destination (a DLQ)"),
-            ("Serverless-SQSRedrivePolicy", "this queue is the mapping's on-failure destination"),
-        )
-        return queue
 
     def _build_event_source(self) -> sources.StreamEventSource:
         event_source: sources.StreamEventSource
