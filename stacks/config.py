@@ -19,7 +19,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.constructs.alarms import AlarmThresholds
+from stacks.constructs.alarm_specs import AlarmThresholds
 
 __all__ = ["StageConfig", "StageConfigError"]
 

@@ -21,7 +21,7 @@ from stacks.constructs import (
     QueueProcessor,
     StreamProcessor,
 )
-from stacks.constructs.alarms import queue_not_empty
+from stacks.constructs.alarm_specs import queue_not_empty
 from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.table import pipeline_table
 from stacks.nag import suppress

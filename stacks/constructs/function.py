@@ -23,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.constructs.alarms import AlarmSpec
+from stacks.constructs.alarm_specs import AlarmSpec
 from stacks.constructs.guard import resolve_handler
 from stacks.nag import suppress
 

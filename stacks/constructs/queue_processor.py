@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.alarms import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
+from stacks.constructs.alarm_specs import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
 from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler

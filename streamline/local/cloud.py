@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from streamline.local import durability, patches
-from streamline.local.alarms import AlarmEvaluator
+from streamline.local.alarm_evaluator import AlarmEvaluator
 from streamline.local.api_calls import API_CALLS
 from streamline.local.clients import TEST_CREDENTIALS, make_client
 from streamline.local.contracts import Clock, SystemClock

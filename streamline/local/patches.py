@@ -1747,7 +1747,7 @@ def cloudwatch_alarms_start_insufficient_data() -> None:
 
 
 def _percentile_or_none(values: list[float], statistic: str) -> float | None:
-    from streamline.local.alarms import percentile
+    from streamline.local.alarm_evaluator import percentile
 
     try:
         return percentile(values, statistic)
