@@ -14,7 +14,6 @@ moto's state is process-global, so one process runs at most one LocalCloud at a 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -23,7 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamline.local import durability, patches
 from streamline.local.alarm_evaluator import AlarmEvaluator
@@ -36,6 +35,11 @@ from streamline.local.metrics import MetricsPublisher
 from streamline.local.server import ACCOUNT_ID, REGION, MotoServer
 from streamline.local.state import StateDir
 from streamline.local.xray_daemon import XRayDaemon
+
+if TYPE_CHECKING:
+    from streamline.local.async_invoke import AsyncEngine
+    from streamline.local.esm import EsmEngine
+    from streamline.local.runtime import FunctionRunner
 
 __all__ = ["TEST_CREDENTIALS", "EngineFactory", "LocalCloud", "make_client", "wait_quiet"]
 
@@ -77,42 +81,26 @@ def _quiet_moto() -> None:
     )
 
 
-def _optional(module: str, name: str) -> Any | None:
-    """Import an engine class, or None while its module (or the class in it) does not exist yet.
+def default_runner(cloud: LocalCloud) -> FunctionRunner:
+    from streamline.local.runtime import FunctionRunner
 
-    Only the module or class being absent is tolerated (with a warning): an ImportError inside
-    an existing module is a bug to surface.
-    """
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise
-    except AttributeError:
-        pass
-    logging.getLogger(__name__).warning("%s.%s is not available; running without it", module, name)
-    return None
+    return FunctionRunner(cloud.backends, cloud.state.root, cloud.endpoint_url, cloud.clock)
 
 
-def default_runner(cloud: LocalCloud) -> Any | None:
-    cls = _optional("streamline.local.runtime", "FunctionRunner")
-    if cls is None:
+def default_async_engine(cloud: LocalCloud) -> AsyncEngine | None:
+    from streamline.local.async_invoke import AsyncEngine
+
+    if cloud.runner is None:
         return None
-    return cls(cloud.backends, cloud.state.root, cloud.endpoint_url, cloud.clock)
+    return AsyncEngine(cloud.backends, cloud.runner, cloud.clock, cloud.endpoint_url)
 
 
-def default_async_engine(cloud: LocalCloud) -> Any | None:
-    cls = _optional("streamline.local.async_invoke", "AsyncEngine")
-    if cls is None or cloud.runner is None:
+def default_esm(cloud: LocalCloud) -> EsmEngine | None:
+    from streamline.local.esm import EsmEngine
+
+    if cloud.runner is None:
         return None
-    return cls(cloud.backends, cloud.runner, cloud.clock, cloud.endpoint_url)
-
-
-def default_esm(cloud: LocalCloud) -> Any | None:
-    cls = _optional("streamline.local.esm", "EsmEngine")
-    if cls is None or cloud.runner is None:
-        return None
-    return cls(cloud.backends, cloud.runner, cloud.state.root, cloud.clock)
+    return EsmEngine(cloud.backends, cloud.runner, cloud.state.root, cloud.clock)
 
 
 class LocalCloud:
@@ -146,9 +134,10 @@ class LocalCloud:
         # Loopback only, for its owner: browsers only from ``allowed_origins`` (server.py).
         self.server = MotoServer(port, allowed_origins=allowed_origins)
         self.backends = self.server.backends
-        self.runner: Any | None = None
-        self.async_engine: Any | None = None
-        self.esm: Any | None = None
+        # Tests may inject stand-ins through the factories; these are the engines by default.
+        self.runner: FunctionRunner | None = None
+        self.async_engine: AsyncEngine | None = None
+        self.esm: EsmEngine | None = None
         #: AWS's service metrics (AWS/Lambda, AWS/SQS, AWS/Kinesis, AWS/States) into CloudWatch.
         self.metrics = MetricsPublisher(self.backends, self.clock)
         #: Evaluates the deployed alarms every ``alarm_interval`` seconds of clock time (AWS
@@ -265,15 +254,16 @@ class LocalCloud:
                 errors.append(exc)
             durability.ACTIVE = None
             self.server.durability = None
-        for engine, method in (
+        parts: tuple[tuple[Any, str], ...] = (
             (self.runner, "shutdown"),
             (self.metrics, "stop"),
             (self.alarms, "stop"),
             (self.xray_daemon, "stop"),
-        ):
-            if engine is not None and hasattr(engine, method):
+        )
+        for part, method in parts:
+            if part is not None and hasattr(part, method):
                 try:
-                    getattr(engine, method)()
+                    getattr(part, method)()
                 except Exception as exc:  # keep stopping the rest
                     errors.append(exc)
         patches.clear_invokers()

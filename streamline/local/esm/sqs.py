@@ -27,9 +27,10 @@ from typing import Any
 from streamline.local.api_calls import API_CALLS, ESM, sqs_units
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
 from streamline.local.durability import operation
+from streamline.local.esm.config import MappingConfig
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
-from streamline.local.esm.worker import MappingWorker, WorkerState
+from streamline.local.esm.worker import EngineContext, MappingWorker, WorkerState
 from streamline.local.metrics import SQS_ACTIVITY
 
 log = logging.getLogger("streamline.local.esm")
@@ -100,7 +101,7 @@ def sqs_record(message: Any, *, queue_arn: str, region: str, fifo: bool) -> dict
 class SqsWorker(MappingWorker):
     """One SQS mapping: ``config.sqs_concurrency`` pollers, each one batch at a time."""
 
-    def __init__(self, config: Any, ctx: Any) -> None:
+    def __init__(self, config: MappingConfig, ctx: EngineContext) -> None:
         super().__init__(config, ctx)
         self.queue_name = config.source_arn.split(":")[5]
         self._threads: dict[int, threading.Thread] = {}
