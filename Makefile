@@ -87,6 +87,8 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy functions/orderflow stacks app.py streamline
+	# Each handler is a top-level module named "handler": one mypy run per function directory.
+	for handler in functions/*/handler.py; do MYPYPATH=functions $(PY) -m mypy $$handler || exit 1; done
 
 format: setup
 	$(PY) -m ruff check --fix .

@@ -71,7 +71,7 @@ import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from aws_lambda_powertools.utilities.batch import (
     BasePartialBatchProcessor,
@@ -513,9 +513,13 @@ class BatchHandler(Generic[R]):
         metrics.add_metric(name="RecordsProcessed", unit=MetricUnit.Count, value=result.processed)
         metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=result.failed)
         metrics.add_metric(name="RecordsPoisoned", unit=MetricUnit.Count, value=result.poisoned)
-        tracer.put_annotation("RecordsProcessed", result.processed)
-        tracer.put_annotation("RecordsFailed", result.failed)
-        tracer.put_annotation("RecordsPoisoned", result.poisoned)
+        # Powertools types the value as numbers.Number, which mypy does not see int as.
+        for key, count in (
+            ("RecordsProcessed", result.processed),
+            ("RecordsFailed", result.failed),
+            ("RecordsPoisoned", result.poisoned),
+        ):
+            tracer.put_annotation(key, cast(Any, count))
         return result.response
 
     def _logged_failures(self, result: BatchResult) -> int:

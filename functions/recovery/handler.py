@@ -130,8 +130,8 @@ def _items_for_message(
         payload = _omitted_payload(parsed, reader) if parsed.omitted_from else parsed.payload
         return [item(payload, Classification(ErrorKind.POISON, parsed.reason), record_id)]
     if isinstance(parsed, DestinationFailure):
-        poison = parsed.error_type == "PoisonRecordError"
-        kind = ErrorKind.POISON if poison else ErrorKind.TRANSIENT
+        is_poison = parsed.error_type == "PoisonRecordError"
+        kind = ErrorKind.POISON if is_poison else ErrorKind.TRANSIENT
         return [item(parsed.payload, Classification(kind, parsed.reason))]
     if isinstance(parsed, DlqMessage):
         return [item(parsed.payload, Classification(ErrorKind.TRANSIENT, "moved to DLQ"))]
