@@ -79,7 +79,6 @@ REPLAY_RETRY_ERRORS = [
     "Lambda.TooManyRequestsException",
     "Lambda.ServiceException",
 ]
-_PERIOD = Duration.minutes(1)
 
 
 @dataclass(frozen=True)

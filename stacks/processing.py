@@ -21,15 +21,13 @@ from stacks.constructs import (
     QueueProcessor,
     StreamProcessor,
 )
-from stacks.constructs.alarm_specs import queue_not_empty
+from stacks.constructs.alarm_specs import METRIC_PERIOD, queue_not_empty
 from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.table import pipeline_table
 from stacks.nag import suppress
 from streamline.topology import CHANGES, FULFIL, NOTIFIER, NOTIFY
 
 __all__ = ["ProcessingStack"]
-
-_PERIOD = Duration.minutes(1)
 
 
 class ProcessingStack(Stack):
@@ -202,7 +200,7 @@ class ProcessingStack(Stack):
             AlarmSpec(
                 name="NotifierDestinationDeliveryFailures",
                 metric=notifier.metric(
-                    "DestinationDeliveryFailures", period=_PERIOD, statistic="Sum"
+                    "DestinationDeliveryFailures", period=METRIC_PERIOD, statistic="Sum"
                 ),
                 threshold=1,
                 description="notifier: Lambda could not deliver to audit bus or notify-failures",
@@ -215,7 +213,7 @@ class ProcessingStack(Stack):
             ),
             AlarmSpec(
                 name="NotifierErrors",
-                metric=notifier.metric_errors(period=_PERIOD, statistic="Sum"),
+                metric=notifier.metric_errors(period=METRIC_PERIOD, statistic="Sum"),
                 threshold=thresholds.function_errors,
                 description="notifier: function errors (retried, then sent to notify-failures)",
             ),
@@ -229,15 +227,17 @@ class ProcessingStack(Stack):
             self.notifications.metric_group(),
             MetricGroup(
                 title="Notifier (async, Destinations)",
-                invocations=(notifier.metric_invocations(period=_PERIOD, statistic="Sum"),),
+                invocations=(notifier.metric_invocations(period=METRIC_PERIOD, statistic="Sum"),),
                 errors=(
-                    notifier.metric_errors(period=_PERIOD, statistic="Sum"),
-                    notifier.metric("DestinationDeliveryFailures", period=_PERIOD, statistic="Sum"),
+                    notifier.metric_errors(period=METRIC_PERIOD, statistic="Sum"),
+                    notifier.metric(
+                        "DestinationDeliveryFailures", period=METRIC_PERIOD, statistic="Sum"
+                    ),
                 ),
-                duration=(notifier.metric_duration(period=_PERIOD, statistic="p99"),),
+                duration=(notifier.metric_duration(period=METRIC_PERIOD, statistic="p99"),),
                 dead_letters=(
                     self.notify_failures.metric_approximate_number_of_messages_visible(
-                        period=_PERIOD, statistic="Maximum", label="notify-failures"
+                        period=METRIC_PERIOD, statistic="Maximum", label="notify-failures"
                     ),
                 ),
             ),

@@ -21,9 +21,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-__all__ = ["AlarmSpec", "AlarmThresholds", "MetricGroup", "build_alarms"]
+__all__ = ["METRIC_PERIOD", "AlarmSpec", "AlarmThresholds", "MetricGroup", "build_alarms"]
 
-DEFAULT_PERIOD = Duration.minutes(1)
+#: The period of every metric the stacks graph or alarm on (one minute: Lambda's, SQS's and
+#: Kinesis's own resolution for these metrics).
+METRIC_PERIOD = Duration.minutes(1)
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,6 @@ class MetricGroup:
     queue_depth: tuple[cloudwatch.IMetric, ...] = ()
     oldest_message_age: tuple[cloudwatch.IMetric, ...] = ()
     dead_letters: tuple[cloudwatch.IMetric, ...] = ()
-
-
-METRIC_PERIOD = Duration.minutes(1)
 
 
 def queue_not_empty(name: str, queue: sqs.IQueue, threshold: float, description: str) -> AlarmSpec:

@@ -19,15 +19,19 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.alarm_specs import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
+from stacks.constructs.alarm_specs import (
+    METRIC_PERIOD,
+    AlarmSpec,
+    AlarmThresholds,
+    MetricGroup,
+    queue_not_empty,
+)
 from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
 
 __all__ = ["QueueProcessor"]
-
-_METRIC_PERIOD = Duration.minutes(1)
 
 
 class QueueProcessor(Construct):
@@ -188,7 +192,7 @@ class QueueProcessor(Construct):
             AlarmSpec(
                 name=f"{prefix}OldestMessageAge",
                 metric=self.queue.metric_approximate_age_of_oldest_message(
-                    period=_METRIC_PERIOD, statistic="Maximum"
+                    period=METRIC_PERIOD, statistic="Maximum"
                 ),
                 threshold=self.thresholds.oldest_message_age_seconds,
                 evaluation_periods=3,
@@ -204,25 +208,25 @@ class QueueProcessor(Construct):
             **self.processor.health_metrics(),
             source=(
                 self.queue.metric_number_of_messages_sent(
-                    period=_METRIC_PERIOD, statistic="Sum", label="messages sent"
+                    period=METRIC_PERIOD, statistic="Sum", label="messages sent"
                 ),
                 self.queue.metric_number_of_messages_deleted(
-                    period=_METRIC_PERIOD, statistic="Sum", label="messages deleted"
+                    period=METRIC_PERIOD, statistic="Sum", label="messages deleted"
                 ),
             ),
             queue_depth=(
                 self.queue.metric_approximate_number_of_messages_visible(
-                    period=_METRIC_PERIOD, statistic="Maximum"
+                    period=METRIC_PERIOD, statistic="Maximum"
                 ),
             ),
             oldest_message_age=(
                 self.queue.metric_approximate_age_of_oldest_message(
-                    period=_METRIC_PERIOD, statistic="Maximum"
+                    period=METRIC_PERIOD, statistic="Maximum"
                 ),
             ),
             dead_letters=(
                 self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=_METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} DLQ"
+                    period=METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} DLQ"
                 ),
             ),
         )

@@ -21,15 +21,19 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.alarm_specs import AlarmSpec, AlarmThresholds, MetricGroup, queue_not_empty
+from stacks.constructs.alarm_specs import (
+    METRIC_PERIOD,
+    AlarmSpec,
+    AlarmThresholds,
+    MetricGroup,
+    queue_not_empty,
+)
 from stacks.constructs.failure_queue import failure_queue
 from stacks.constructs.function import PipelineFunction
 from stacks.constructs.guard import require_partial_batch_handler
 from stacks.nag import suppress
 
 __all__ = ["StreamProcessor"]
-
-_METRIC_PERIOD = Duration.minutes(1)
 
 
 class StreamProcessor(Construct):
@@ -174,7 +178,7 @@ class StreamProcessor(Construct):
         return [
             AlarmSpec(
                 name=f"{prefix}IteratorAge",
-                metric=fn.metric("IteratorAge", period=_METRIC_PERIOD, statistic="Maximum"),
+                metric=fn.metric("IteratorAge", period=METRIC_PERIOD, statistic="Maximum"),
                 threshold=self.thresholds.iterator_age_ms,
                 evaluation_periods=3,
                 datapoints_to_alarm=3,
@@ -199,16 +203,16 @@ class StreamProcessor(Construct):
             source=(
                 (
                     self.stream.metric_incoming_records(
-                        period=_METRIC_PERIOD, statistic="Sum", label="incoming records"
+                        period=METRIC_PERIOD, statistic="Sum", label="incoming records"
                     ),
                 )
                 if self.stream is not None
                 else ()
             ),
-            iterator_age=(fn.metric("IteratorAge", period=_METRIC_PERIOD, statistic="Maximum"),),
+            iterator_age=(fn.metric("IteratorAge", period=METRIC_PERIOD, statistic="Maximum"),),
             dead_letters=(
                 self.failure_queue.metric_approximate_number_of_messages_visible(
-                    period=_METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} failures"
+                    period=METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} failures"
                 ),
             ),
         )
