@@ -1,6 +1,6 @@
 """AsyncEngine: asynchronous (``InvocationType=Event``) invocation, as Lambda's internal queue.
 
-Implements :class:`streamline.local.contracts.AsyncSubmitter` (ESM-SEMANTICS items 25-27):
+Implements :class:`streamline.local.contracts.AsyncSubmitter` (docs/esm-semantics.md items 25-27):
 
 - ``submit`` returns a request id at once; a small worker pool runs the events.
 - A function error (raised, timed out, init failure) is retried ``MaximumRetryAttempts`` times
@@ -139,7 +139,7 @@ def destination_record(
     result: InvokeResult | None,
     timestamp: float,
 ) -> dict[str, Any]:
-    """The record Lambda sends to an async invocation's destination (ESM-SEMANTICS item 26).
+    """The record Lambda sends to an async invocation's destination (docs/esm-semantics.md item 26).
 
     ``function_arn`` is qualified (``...:function:name:$LATEST``), as AWS reports it. Without
     any invocation (an event too old before its first attempt) there is no response context.

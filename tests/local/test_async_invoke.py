@@ -1,4 +1,4 @@
-"""ESM-SEMANTICS items 25-27: asynchronous invocation, retries, event age, Destinations, DLQ.
+"""docs/esm-semantics.md items 25-27: async invocation, retries, event age, Destinations, DLQ.
 
 The engine runs on a ManualClock 600x faster than real time, so AWS's 1- and 2-minute retry
 delays take a fraction of a second; functions run for real in the local runtime.

@@ -1,4 +1,4 @@
-"""ESM-SEMANTICS items 1-13 on the deployed conformance app: SQS mappings, end to end.
+"""docs/esm-semantics.md items 1-13 on the deployed conformance app: SQS mappings, end to end.
 
 Queues and mappings are created through the public APIs against functions the fixture app
 deployed with `cdk deploy`; what the function saw comes from its S3 journal.

@@ -1,4 +1,4 @@
-"""ESM-SEMANTICS items 14-24 on the deployed conformance app: Kinesis and DynamoDB Streams.
+"""docs/esm-semantics.md items 14-24 on the deployed conformance app: Kinesis and DynamoDB Streams.
 
 Streams, tables and mappings are created through the public APIs; the function is the one the
 fixture app deployed. On-failure records land in an SQS queue the test reads.

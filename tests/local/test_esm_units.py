@@ -1,6 +1,6 @@
 """Pure parts of the ESM engine: response parsing, filters, validation, checkpoints.
 
-Given / When / Then in each test; items named as in ESM-SEMANTICS.md.
+Given / When / Then in each test; items named as in docs/esm-semantics.md.
 """
 
 from __future__ import annotations

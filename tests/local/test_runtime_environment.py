@@ -1,4 +1,4 @@
-"""ESM-SEMANTICS items 28-31 on the function runner: environments, logs, variables, errors.
+"""docs/esm-semantics.md items 28-31 on the function runner: environments, logs, variables, errors.
 
 Functions are created with boto3 CreateFunction (in-memory zips) on an embedded moto server and
 run by :class:`FunctionRunner` directly, so these tests need no deploy and no patches.

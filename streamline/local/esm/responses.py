@@ -1,4 +1,4 @@
-"""Interpret what a function returned for a batch (ESM-SEMANTICS items 1-3, 16).
+"""Interpret what a function returned for a batch (docs/esm-semantics.md items 1-3, 16).
 
 Shared by the SQS poller and the stream shard workers: one place decides whether a batch fully
 succeeded, fully failed, or partly failed (and which item identifiers failed).
