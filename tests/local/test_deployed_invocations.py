@@ -1,5 +1,6 @@
 """docs/esm-semantics.md items 25-31 on the deployed conformance app: async invocation and
-Destinations, execution environments, logs, environment and context, and Step Functions error names."""
+Destinations, execution environments, logs, environment and context, and Step Functions
+error names."""
 
 from __future__ import annotations
 
