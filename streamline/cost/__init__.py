@@ -16,7 +16,7 @@ from __future__ import annotations
 from streamline.cost.measure import CostError, measure
 from streamline.cost.model import CostReport, FunctionUsage, LineItem, Measurement, estimate
 from streamline.cost.prices import PRICES, Price, PriceTable
-from streamline.cost.reports import Report, collect_reports
+from streamline.cost.report_lines import Report, collect_reports
 
 __all__ = [
     "PRICES",

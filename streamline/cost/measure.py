@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamline.cost.model import FunctionUsage, Measurement, fit_overhead
-from streamline.cost.reports import Report, collect_reports, read_function_logs
+from streamline.cost.report_lines import Report, collect_reports, read_function_logs
 from streamline.local.api_calls import CLIENT, ESM, ApiCallCounter, CallKey, CallTally
 from streamline.ops.logs import PIPELINE_FUNCTIONS
 from streamline.ops.target import Target, TargetError

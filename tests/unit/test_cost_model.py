@@ -18,7 +18,7 @@ from streamline.cost.model import (
     one_call_per_record,
 )
 from streamline.cost.prices import PRICES, Price, PriceTable
-from streamline.cost.reports import parse_report, summarise
+from streamline.cost.report_lines import parse_report, summarise
 from streamline.local.api_calls import ESM, CallTally
 
 UNIT_PRICES = {
