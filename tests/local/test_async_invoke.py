@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +25,13 @@ from streamline.local.runtime.testing import LocalMoto, create_function
 SPEED = 120.0
 
 HANDLER = """
-    import time
+    import os, time
 
     def handler(event, context):
         if event.get("sleep"):
             time.sleep(event["sleep"])
+        while event.get("wait_for") and not os.path.exists(event["wait_for"]):
+            time.sleep(0.02)  # held until the test lets it finish
         if event.get("fail"):
             raise RuntimeError(event["fail"])
         return {"ok": event.get("n")}
@@ -147,24 +150,27 @@ def _arn(name: str) -> str:
 # -- item 25: 202 at once, retries about 1 and 2 minutes apart, event age -----------------------
 
 
-def test_item_25_submit_returns_a_request_id_at_once(moto: LocalMoto, engine: AsyncEngine) -> None:
+def test_item_25_submit_returns_a_request_id_at_once(
+    moto: LocalMoto, engine: AsyncEngine, tmp_path: Path
+) -> None:
     name = _function(moto)
     out_url, out_arn = _queue(moto)
     _destinations(moto, name, on_success=out_arn)
 
-    started = time.monotonic()
-    request_id = engine.submit(name, json.dumps({"sleep": 1.0, "n": 1}).encode())
-    elapsed = time.monotonic() - started
+    # The function is held until the test releases it: submit answered before it could end.
+    release = tmp_path / "release"
+    request_id = engine.submit(name, json.dumps({"wait_for": str(release), "n": 1}).encode())
 
-    assert elapsed < 0.2
     assert not engine.idle()
+    assert moto.client("sqs").receive_message(QueueUrl=out_url).get("Messages") is None
+    release.touch()
     _wait(engine)
     record = _bodies(moto, out_url)[0]
     assert record["requestContext"]["requestId"] == request_id
 
 
 def test_item_25_event_invocation_through_the_api_answers_202(
-    moto: LocalMoto, runner: FunctionRunner, engine: AsyncEngine
+    moto: LocalMoto, runner: FunctionRunner, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     from streamline.local import patches
 
@@ -174,15 +180,19 @@ def test_item_25_event_invocation_through_the_api_answers_202(
         out_url, out_arn = _queue(moto)
         _destinations(moto, name, on_success=out_arn)
 
-        started = time.monotonic()
+        # The function cannot finish until the test lets it: a 202 that came back meanwhile
+        # came back before the function ran to its end (no timing involved).
+        release = tmp_path / "release"
         response = moto.client("lambda").invoke(
-            FunctionName=name, InvocationType="Event", Payload=json.dumps({"sleep": 1.0})
+            FunctionName=name,
+            InvocationType="Event",
+            Payload=json.dumps({"wait_for": str(release)}),
         )
-        elapsed = time.monotonic() - started
+        assert response["StatusCode"] == 202
+        assert moto.client("sqs").receive_message(QueueUrl=out_url).get("Messages") is None
+        release.touch()
         _wait(engine)
 
-    assert response["StatusCode"] == 202
-    assert elapsed < 0.5
     assert _bodies(moto, out_url)[0]["requestContext"]["condition"] == "Success"
 
 

@@ -112,14 +112,14 @@ def test_item_28_timeout_ends_the_invocation_and_the_next_call_gets_a_fresh_envi
     _, warm = _call(runner, name)
 
     started = time.monotonic()
-    result, error = _call(runner, name, {"sleep": 30})
+    result, error = _call(runner, name, {"sleep": 120})
     elapsed = time.monotonic() - started
     _, fresh = _call(runner, name)
 
     assert result.function_error == "Unhandled" and result.timed_out
     assert error["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in error["errorMessage"]
-    assert elapsed < 5
+    assert elapsed < 60  # ended by the timeout: the function itself would have run 120 s
     assert fresh["pid"] != warm["pid"] and fresh["inits"] == 1
 
 
