@@ -22,6 +22,11 @@ correctly scoped grant fails), uses SDK operation names that are not IAM actions
   SCPs and session policies are not evaluated; nor are the KMS calls AWS makes on a caller's
   behalf for encrypted queues, tables and buckets.
 
+Three parts in one module (about 550 lines), in order: the pure evaluator, what an API call
+asks IAM for (per service), and the record of would-be denials. They change together (a new
+service needs its action names, its resources and nothing else); split them when one of them
+is used without the others.
+
 Example::
 
     decision = evaluate([("p", {"Statement": [...]})], "sqs:SendMessage", queue_arn, context)

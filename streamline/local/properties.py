@@ -15,6 +15,11 @@ mappings, S3 buckets, log groups, SNS topics, Step Functions state machines. Com
 tags). A property removed from a template is not reset to its default (moto's update keeps the
 old value; AWS resets it): a known limit.
 
+Why one module of some 900 lines: it is nine small tables, one per resource type, each with
+the read/apply helpers only that table uses, and one checker over them; a reader looks up one
+type at a time, top to bottom. Split it into a package per service when a type's table grows
+past a screen or gains logic of its own.
+
 Example::
 
     problems, applied = PropertyCheck(client).check(stack_name, template, physical, resolve)

@@ -142,6 +142,17 @@ def test_detached_up_env_status_down_round_trip(tmp_path: Path) -> None:
             timeout=300,
         )
         status = run("local", "status", "--json", "--state-dir", state)
+        text = run("local", "status", "--state-dir", state)
+        bad_python = run(
+            "local",
+            "deploy",
+            "--app-dir",
+            str(REPO / "tests/fixtures/apps/tiny"),
+            "--python",
+            str(tmp_path / "no-such-python"),
+            "--state-dir",
+            state,
+        )
         again = run("local", "up", "--detach", "--port", "0", "--state-dir", state)
     finally:
         down = run("local", "down", "--state-dir", state)
@@ -152,6 +163,9 @@ def test_detached_up_env_status_down_round_trip(tmp_path: Path) -> None:
     report = json.loads(status.stdout)
     assert report["endpoint_url"] == endpoint["endpoint_url"]
     assert report["functions"], report  # the tiny app's function is listed
+    assert report["would_be_denied"] == []  # the tiny app's grants cover what it calls
+    assert "would be denied on AWS (0)" in text.stdout.splitlines()
+    assert_one_line_error(bad_python, "not an executable file")
     assert_one_line_error(again, "already running")
     assert down.returncode == 0, down.stderr
     assert not (tmp_path / "state" / "endpoint.json").exists()
