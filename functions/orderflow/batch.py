@@ -50,6 +50,11 @@ On a stream, a failed record makes the event source mapping retry from it, so re
 send their tasks again. That is harmless here: task ids are deterministic, the FIFO queue drops
 a task id it has seen within five minutes, and the effects table keeps each effect id once.
 
+Why one module of ~560 lines: the rules above (poison vs. transient, deferred work discarded
+or flushed, FIFO groups failed together) interlock, and every processor depends on all of them
+at once; about a fifth of it is this docstring. The pieces that stand alone live elsewhere
+(errors, tracing, observability, dal).
+
 Example::
 
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (

@@ -30,6 +30,11 @@ alarm states the local cloud derives, X-Ray segments (all observability, rebuilt
 runs). ESM checkpoints are files of their own, written atomically; on start they are checked
 against the restored streams and moved back to what exists (never past it).
 
+Why one module of ~600 lines: what is journaled, how it is replayed and when a snapshot may cut
+the journal are one protocol; split across files, a change to one side (a new kind of entry, a
+new replay rule) could land without the other. The journal's file format lives apart
+(``streamline.local.journal``).
+
 Example::
 
     durability = Durability(state_dir, backends, app)   # app: moto's WSGI app

@@ -23,6 +23,11 @@ Example::
     streamline replay --stream orders --shard shardId-00000001-abc --from 100 --to 180
     streamline replay --failure-queue ingest --max 20
     streamline replay --failure-queue changes --profile prod --region eu-west-1
+
+Why one module of ~600 lines: one subcommand, end to end (its arguments, resolving a stream and
+its consumer from the stack outputs, reading and publishing a range, the failure-queue mode and
+the report), like the other ``ops`` commands. The reading and publishing it shares with the
+recovery workflow is already ``orderflow.dal``'s.
 """
 
 from __future__ import annotations
