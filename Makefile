@@ -44,17 +44,27 @@ $(CHROMIUM):
 demo: setup
 	$(VENV)/bin/streamline demo $(ARGS)
 
+# `make test` measures coverage (COV); the suites on their own do not unless asked:
+#   make test-cloud COV=--cov
+COV_TEST := --cov --cov-report=
+
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
 # process with the local cloud: each local suite runs in its own pytest session. The three
 # cloud suites (the session cloud's, the ones that start clouds of their own, and the end-to-end
 # one) each have their own processes, so they run two at a time (-O prints each suite's output
 # when it ends); their tests wait for conditions, never for time, so a busy CPU only slows them.
+test: COV = $(COV_TEST)
 test: setup
-	$(PY) -m pytest -q -n 2 tests/unit tests/infra
-	$(MAKE) --no-print-directory -j2 -O test-cloud test-own-moto test-e2e
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=.coverage.unit $(PY) -m pytest -q -n 2 $(COV) tests/unit tests/infra
+	$(MAKE) --no-print-directory -j2 -O test-cloud test-own-moto test-e2e COV="$(COV)"
+	$(PY) -m coverage combine -q
+	@mkdir -p tests/.artifacts
+	$(PY) -m coverage report > tests/.artifacts/coverage.txt
+	@echo "coverage per file: tests/.artifacts/coverage.txt"; tail -1 tests/.artifacts/coverage.txt
 
 test-cloud: setup
-	$(PY) -m pytest -q -m cloud tests/local
+	COVERAGE_FILE=.coverage.cloud $(PY) -m pytest -q $(COV) -m cloud tests/local
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -68,12 +78,12 @@ test-local: setup
 
 # Tests that start clouds of their own (in-process or as processes they can SIGKILL).
 test-own-moto: setup
-	$(PY) -m pytest -q -m own_moto tests/local
-	$(PY) -m pytest -q tests/crash
+	COVERAGE_FILE=.coverage.own-moto $(PY) -m pytest -q $(COV) -m own_moto tests/local
+	COVERAGE_FILE=.coverage.crash $(PY) -m pytest -q $(COV) tests/crash
 
 # The end-to-end tests and a small attack suite share one cloud (tests/conftest.py).
 test-e2e: setup
-	$(PY) -m pytest -q tests/e2e tests/chaos
+	COVERAGE_FILE=.coverage.e2e $(PY) -m pytest -q $(COV) tests/e2e tests/chaos
 
 # The attack suite at full size: 1,000 malformed records across every entry point beside 1,000
 # valid events with duplicates and disorder; figures in tests/.artifacts/chaos.json.
