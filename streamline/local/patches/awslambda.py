@@ -23,19 +23,19 @@ from typing import Any
 from streamline.local import durability
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
 from streamline.local.patches.invokers import (
-    _lambda_error,
-    _no_engine,
-    _submit_async,
     current_invoker,
+    lambda_error,
     mapping_observer,
+    no_engine,
+    submit_async,
 )
 from streamline.local.patches.registry import (
     PatchError,
-    _cfn_wrapper,
-    _header,
-    _original,
-    _patch,
-    _replace,
+    cfn_wrapper,
+    install,
+    moto_original,
+    moto_patch,
+    request_header,
 )
 from streamline.local.server import MOTO_LOCK
 
@@ -48,7 +48,7 @@ def _as_bytes(body: str | bytes | None) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-@_patch(
+@moto_patch(
     "moto.sqs.models:Queue.add_message",
     "moto.kinesis.models:Stream.put_record",
     "moto.dynamodb.models.table:StreamShard.add",
@@ -71,41 +71,41 @@ def builtin_triggers_off() -> None:
             raise PatchError(f"{method.__qualname__} no longer reads lambda_event_source_mappings")
     sink = property(lambda self: {}, lambda self, value: None)
     for cls in (Queue, Stream, Table):
-        _replace(cls, "lambda_event_source_mappings", sink)
+        install(cls, "lambda_event_source_mappings", sink)
 
 
 def _invoke(
     self: Any, body: str | bytes, request_headers: Any, response_headers: dict[str, Any]
 ) -> bytes:
     """Replacement for ``LambdaFunction.invoke`` (moto would start a Docker container)."""
-    inv_type = _header(request_headers, "X-Amz-Invocation-Type") or "RequestResponse"
+    inv_type = request_header(request_headers, "X-Amz-Invocation-Type") or "RequestResponse"
     if inv_type == "DryRun":
         return b""
     payload = _as_bytes(body)
     version = str(getattr(self, "version", "$LATEST"))
     qualifier = None if version == "$LATEST" else version
-    trace = _header(request_headers, "X-Amzn-Trace-Id")
+    trace = request_header(request_headers, "X-Amzn-Trace-Id")
     # Internal callers (S3 notifications, log subscription filters) invoke from inside a request
     # that holds the moto lock; AWS invokes those asynchronously, and running the function inline
     # would deadlock when it calls moto back. So a caller holding the lock gets Event semantics.
     if inv_type == "Event" or MOTO_LOCK._is_owned():  # type: ignore[attr-defined]
-        _submit_async(self.function_arn, payload, qualifier, trace)
+        submit_async(self.function_arn, payload, qualifier, trace)
         return b""  # must not be None: moto's response turns None into a 404
     if durability.replaying():
         return b"{}"  # never run a function while replaying (its own changes are journaled)
     invoker = current_invoker()
     if invoker is None:
-        raise _no_engine("function runner")
+        raise no_engine("function runner")
     try:
         result = invoker.invoke(self.function_arn, payload, qualifier=qualifier, trace_header=trace)
     except Throttled as exc:
-        raise _lambda_error("TooManyRequestsException", str(exc) or "Rate Exceeded.", 429) from None
+        raise lambda_error("TooManyRequestsException", str(exc) or "Rate Exceeded.", 429) from None
     except FunctionNotFound:
         from moto.awslambda.exceptions import UnknownFunctionException
 
         raise UnknownFunctionException(self.function_arn) from None
     except UnsupportedFunction as exc:
-        raise _lambda_error("InvalidRuntimeException", str(exc), 502) from None
+        raise lambda_error("InvalidRuntimeException", str(exc), 502) from None
     response_headers["x-amz-executed-version"] = result.executed_version
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
@@ -128,7 +128,7 @@ def _invoke_async_response(self: Any) -> tuple[int, dict[str, Any], bytes]:
     return 202, response_headers, payload
 
 
-@_patch(
+@moto_patch(
     "moto.awslambda.models:LambdaFunction.invoke",
     "moto.awslambda.responses:LambdaResponse.invoke_async",
 )
@@ -141,11 +141,11 @@ def lambda_invoker_replaced() -> None:
     from moto.awslambda.models import LambdaFunction
     from moto.awslambda.responses import LambdaResponse
 
-    _replace(LambdaFunction, "invoke", _invoke)
-    _replace(LambdaResponse, "invoke_async", _invoke_async_response)
+    install(LambdaFunction, "invoke", _invoke)
+    install(LambdaResponse, "invoke_async", _invoke_async_response)
 
 
-@_patch(
+@moto_patch(
     "moto.awslambda.models:LambdaBackend.create_event_source_mapping",
     "moto.awslambda.models:LambdaBackend.update_event_source_mapping",
     "moto.awslambda.models:LambdaBackend.delete_event_source_mapping",
@@ -164,9 +164,9 @@ def lambda_event_source_mapping_validation() -> None:
 
     from streamline.local.esm.validation import wrap_create, wrap_update
 
-    create = wrap_create(_original(LambdaBackend, "create_event_source_mapping"))
-    update = wrap_update(_original(LambdaBackend, "update_event_source_mapping"))
-    delete = _original(LambdaBackend, "delete_event_source_mapping")
+    create = wrap_create(moto_original(LambdaBackend, "create_event_source_mapping"))
+    update = wrap_update(moto_original(LambdaBackend, "update_event_source_mapping"))
+    delete = moto_original(LambdaBackend, "delete_event_source_mapping")
 
     # The engine hears of each change from the request that makes it: a disabled mapping
     # receives nothing more once the request returns (AWS: nothing once it reports Disabled).
@@ -191,11 +191,11 @@ def lambda_event_source_mapping_validation() -> None:
             observer.mapping_changed(esm.uuid, False, deleted=True)
         return esm
 
-    _replace(LambdaBackend, "create_event_source_mapping", create_mapping)
-    _replace(LambdaBackend, "update_event_source_mapping", update_mapping)
-    _replace(LambdaBackend, "delete_event_source_mapping", delete_mapping)
+    install(LambdaBackend, "create_event_source_mapping", create_mapping)
+    install(LambdaBackend, "update_event_source_mapping", update_mapping)
+    install(LambdaBackend, "delete_event_source_mapping", delete_mapping)
 
-    get_configuration = _original(EventSourceMapping, "get_configuration")
+    get_configuration = moto_original(EventSourceMapping, "get_configuration")
 
     def configuration(self: Any) -> dict[str, Any]:
         config = dict(get_configuration(self))
@@ -208,10 +208,10 @@ def lambda_event_source_mapping_validation() -> None:
             config["State"] = observer.mapping_state(self.uuid, bool(self.enabled))
         return config
 
-    _replace(EventSourceMapping, "get_configuration", configuration)
+    install(EventSourceMapping, "get_configuration", configuration)
 
 
-@_patch("moto.awslambda.models:LambdaFunction._get_layers_data")
+@moto_patch("moto.awslambda.models:LambdaFunction._get_layers_data")
 def lambda_public_layers_accepted() -> None:
     """Accept layer ARNs moto does not hold (public layers such as Powertools).
 
@@ -233,7 +233,7 @@ def lambda_public_layers_accepted() -> None:
             )
         return data
 
-    _replace(LambdaFunction, "_get_layers_data", _get_layers_data)
+    install(LambdaFunction, "_get_layers_data", _get_layers_data)
 
 
 def _apply_dropped_function_properties(fn: Any, properties: Mapping[str, Any]) -> None:
@@ -248,7 +248,7 @@ def _apply_dropped_function_properties(fn: Any, properties: Mapping[str, Any]) -
     fn.dead_letter_config = properties.get("DeadLetterConfig")
 
 
-@_patch("moto.awslambda.models:LambdaFunction.get_configuration")
+@moto_patch("moto.awslambda.models:LambdaFunction.get_configuration")
 def lambda_logging_config_reported() -> None:
     """GetFunction(Configuration) reports LoggingConfig, as AWS does for every function, and
     the DeadLetterConfig a template set (moto reports neither).
@@ -259,7 +259,7 @@ def lambda_logging_config_reported() -> None:
     """
     from moto.awslambda.models import LambdaFunction
 
-    original = _original(LambdaFunction, "get_configuration")
+    original = moto_original(LambdaFunction, "get_configuration")
 
     def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         config = dict(original(self, *args, **kwargs))
@@ -272,10 +272,10 @@ def lambda_logging_config_reported() -> None:
             config["DeadLetterConfig"] = {"TargetArn": dead_letter["TargetArn"]}
         return config
 
-    _replace(LambdaFunction, "get_configuration", get_configuration)
+    install(LambdaFunction, "get_configuration", get_configuration)
 
 
-@_patch(
+@moto_patch(
     "moto.awslambda.models:LambdaFunction.create_from_cloudformation_json",
     "moto.awslambda.models:LambdaFunction.update_from_cloudformation_json",
 )
@@ -286,8 +286,8 @@ def lambda_cloudformation_properties() -> None:
     """
     from moto.awslambda.models import LambdaFunction
 
-    create = _original(LambdaFunction, "create_from_cloudformation_json").__func__
-    update = _original(LambdaFunction, "update_from_cloudformation_json").__func__
+    create = moto_original(LambdaFunction, "create_from_cloudformation_json").__func__
+    update = moto_original(LambdaFunction, "update_from_cloudformation_json").__func__
 
     def create_from_cloudformation_json(
         cls: Any,
@@ -315,19 +315,19 @@ def lambda_cloudformation_properties() -> None:
         _apply_dropped_function_properties(fn, cloudformation_json.get("Properties", {}))
         return fn
 
-    _replace(
+    install(
         LambdaFunction,
         "create_from_cloudformation_json",
         classmethod(create_from_cloudformation_json),
     )
-    _replace(
+    install(
         LambdaFunction,
         "update_from_cloudformation_json",
         classmethod(update_from_cloudformation_json),
     )
 
 
-@_patch(
+@moto_patch(
     "moto.awslambda.models:LambdaBackend.put_function_event_invoke_config",
     "moto.awslambda.models:LambdaBackend.update_function_event_invoke_config",
 )
@@ -350,11 +350,11 @@ def lambda_event_invoke_config_replaces() -> None:
         merged.update(config)
         return put(self, function_name, merged)
 
-    _replace(LambdaBackend, "put_function_event_invoke_config", put)
-    _replace(LambdaBackend, "update_function_event_invoke_config", update)
+    install(LambdaBackend, "put_function_event_invoke_config", put)
+    install(LambdaBackend, "update_function_event_invoke_config", update)
 
 
-@_patch("moto.awslambda.models:EventSourceMapping.create_from_cloudformation_json")
+@moto_patch("moto.awslambda.models:EventSourceMapping.create_from_cloudformation_json")
 def lambda_event_source_mapping_cloudformation_tags() -> None:
     """A mapping's template ``Tags`` (a list of Key/Value) are stored as the tag map the Lambda
     tagging APIs use (moto kept the list, and ListTags/TagResource on the mapping failed)."""
@@ -366,4 +366,4 @@ def lambda_event_source_mapping_cloudformation_tags() -> None:
             properties["Tags"] = {str(t["Key"]): str(t.get("Value", "")) for t in tags}
         return properties
 
-    _cfn_wrapper(EventSourceMapping, adjust)
+    cfn_wrapper(EventSourceMapping, adjust)

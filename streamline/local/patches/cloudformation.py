@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
-def _find_change_set(backend: Any, name: str, stack_name: str | None) -> Any:
+def find_change_set(backend: Any, name: str, stack_name: str | None) -> Any:
+    """The change set called ``name`` (its name or ARN), in ``stack_name`` when given."""
     if name in backend.change_sets:  # an ARN
         return backend.change_sets[name]
     for change_set in backend.change_sets.values():
@@ -25,7 +26,7 @@ def _find_change_set(backend: Any, name: str, stack_name: str | None) -> Any:
     return None
 
 
-@_patch(
+@moto_patch(
     "moto.cloudformation.models:CloudFormationBackend.execute_change_set",
     "moto.cloudformation.models:CloudFormationBackend.describe_change_set",
     "moto.cloudformation.models:CloudFormationBackend.delete_change_set",
@@ -50,10 +51,10 @@ def cloudformation_change_sets() -> None:
         def __init__(self, name: str) -> None:
             super().__init__(f"ChangeSet [{name}] does not exist")
 
-    execute = _original(CloudFormationBackend, "execute_change_set")
+    execute = moto_original(CloudFormationBackend, "execute_change_set")
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        change_set = _find_change_set(self, change_set_name, stack_name)
+        change_set = find_change_set(self, change_set_name, stack_name)
         if change_set is None:
             return execute(self, change_set_name, stack_name)
         stack = self.stacks[change_set.stack_id]
@@ -67,13 +68,13 @@ def cloudformation_change_sets() -> None:
         return None
 
     def describe_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
-        change_set = _find_change_set(self, change_set_name, stack_name)
+        change_set = find_change_set(self, change_set_name, stack_name)
         if change_set is None:
             raise ChangeSetNotFound(change_set_name)
         return change_set
 
     def delete_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        change_set = _find_change_set(self, change_set_name, stack_name)
+        change_set = find_change_set(self, change_set_name, stack_name)
         if change_set is not None:
             del self.change_sets[change_set.change_set_id]
 
@@ -90,14 +91,14 @@ def cloudformation_change_sets() -> None:
         )
         return cfn_responses.EmptyResult()
 
-    _replace(CloudFormationBackend, "execute_change_set", execute_change_set)
-    _replace(CloudFormationBackend, "describe_change_set", describe_change_set)
-    _replace(CloudFormationBackend, "delete_change_set", delete_change_set)
-    _replace(cfn_responses.CloudFormationResponse, "describe_change_set", describe_response)
-    _replace(cfn_responses.CloudFormationResponse, "delete_change_set", delete_response)
+    install(CloudFormationBackend, "execute_change_set", execute_change_set)
+    install(CloudFormationBackend, "describe_change_set", describe_change_set)
+    install(CloudFormationBackend, "delete_change_set", delete_change_set)
+    install(cfn_responses.CloudFormationResponse, "describe_change_set", describe_response)
+    install(cfn_responses.CloudFormationResponse, "delete_change_set", delete_response)
 
 
-@_patch("moto.cloudformation.parsing:ResourceMap.parse_ssm_parameter")
+@moto_patch("moto.cloudformation.parsing:ResourceMap.parse_ssm_parameter")
 def cloudformation_ssm_previous_value() -> None:
     """An SSM-typed parameter whose stored value is already resolved passes through.
 
@@ -107,7 +108,7 @@ def cloudformation_ssm_previous_value() -> None:
     from moto.cloudformation.parsing import ResourceMap
     from moto.ssm import ssm_backends
 
-    original = _original(ResourceMap, "parse_ssm_parameter")
+    original = moto_original(ResourceMap, "parse_ssm_parameter")
 
     def parse_ssm_parameter(self: Any, value: str, value_type: str) -> Any:
         ssm = ssm_backends[self._account_id][self._region_name]
@@ -115,10 +116,10 @@ def cloudformation_ssm_previous_value() -> None:
             return value.split(",") if value_type.find("List") > 0 else value
         return original(self, value, value_type)
 
-    _replace(ResourceMap, "parse_ssm_parameter", parse_ssm_parameter)
+    install(ResourceMap, "parse_ssm_parameter", parse_ssm_parameter)
 
 
-@_patch(
+@moto_patch(
     "moto.cloudformation.utils:get_stack_from_s3_url",
     "moto.cloudformation.models:get_stack_from_s3_url",
     "moto.cloudformation.responses:get_stack_from_s3_url",
@@ -129,7 +130,7 @@ def cloudformation_template_url_loopback() -> None:
     import moto.cloudformation.responses as cfn_responses
     import moto.cloudformation.utils as cfn_utils
 
-    original = _original(cfn_utils, "get_stack_from_s3_url")
+    original = moto_original(cfn_utils, "get_stack_from_s3_url")
 
     def get_stack_from_s3_url(template_url: str, account_id: str, partition: str) -> str:
         return original(
@@ -137,13 +138,13 @@ def cloudformation_template_url_loopback() -> None:
         )
 
     for module in (cfn_utils, cfn_models, cfn_responses):
-        _replace(module, "get_stack_from_s3_url", get_stack_from_s3_url)
+        install(module, "get_stack_from_s3_url", get_stack_from_s3_url)
 
 
 _creating = threading.local()
 
 
-@_patch("moto.cloudformation.parsing:ResourceMap.__getitem__")
+@moto_patch("moto.cloudformation.parsing:ResourceMap.__getitem__")
 def cloudformation_depends_on_first() -> None:
     """A resource is created after everything its ``DependsOn`` names, as CloudFormation
     orders them. moto created resources in template order (Ref and GetAtt targets on demand)
@@ -151,7 +152,7 @@ def cloudformation_depends_on_first() -> None:
     (CDK's LogRetention and AwsCustomResource add exactly that dependency)."""
     import moto.cloudformation.parsing as parsing
 
-    get = _original(parsing.ResourceMap, "__getitem__")
+    get = moto_original(parsing.ResourceMap, "__getitem__")
 
     def __getitem__(self: Any, key: str) -> Any:
         if key not in self._parsed_resources:
@@ -169,4 +170,4 @@ def cloudformation_depends_on_first() -> None:
                     pending.discard(key)
         return get(self, key)
 
-    _replace(parsing.ResourceMap, "__getitem__", __getitem__)
+    install(parsing.ResourceMap, "__getitem__", __getitem__)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
-@_patch(
+@moto_patch(
     "moto.cloudwatch.models:CloudWatchBackend.put_metric_alarm",
     "moto.cloudformation.parsing:get_model_list",
     "moto.cloudformation.parsing:get_model_map",
@@ -171,7 +171,7 @@ def cloudwatch_alarm_cloudformation() -> None:  # noqa: C901 - a model class def
         parsing.get_name_type_map.cache_clear()
 
 
-@_patch("moto.cloudwatch.responses:CloudWatchResponse.describe_alarms")
+@moto_patch("moto.cloudwatch.responses:CloudWatchResponse.describe_alarms")
 def cloudwatch_describe_alarm_history() -> None:
     """DescribeAlarmHistory answers with each alarm's state transitions (moto lacked the API).
 
@@ -221,13 +221,13 @@ def cloudwatch_describe_alarm_history() -> None:
     CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]
 
 
-@_patch("moto.cloudwatch.models:CloudWatchBackend.put_metric_alarm")
+@moto_patch("moto.cloudwatch.models:CloudWatchBackend.put_metric_alarm")
 def cloudwatch_alarms_start_insufficient_data() -> None:
     """A new alarm starts in INSUFFICIENT_DATA, as on AWS (moto: OK); updating an alarm keeps
     its state and history (moto replaced it with a new alarm in OK)."""
     from moto.cloudwatch.models import CloudWatchBackend
 
-    put = _original(CloudWatchBackend, "put_metric_alarm")
+    put = moto_original(CloudWatchBackend, "put_metric_alarm")
 
     def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         previous = self.alarms.get(name)
@@ -245,7 +245,7 @@ def cloudwatch_alarms_start_insufficient_data() -> None:
                 setattr(alarm, attr, getattr(previous, attr))
         return alarm
 
-    _replace(CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
+    install(CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
 
 
 def _percentile_or_none(values: list[float], statistic: str) -> float | None:
@@ -257,7 +257,7 @@ def _percentile_or_none(values: list[float], statistic: str) -> float | None:
         return None
 
 
-@_patch(
+@moto_patch(
     "moto.cloudwatch.models:Statistics.get_statistics_for_type",
     "moto.cloudwatch.responses:CloudWatchResponse.get_metric_statistics",
 )
@@ -270,7 +270,7 @@ def cloudwatch_percentiles() -> None:
     from moto.cloudwatch.responses import CloudWatchResponse
     from moto.core.responses import ActionResult
 
-    by_type = _original(Statistics, "get_statistics_for_type")
+    by_type = moto_original(Statistics, "get_statistics_for_type")
 
     def raw_values(self: Any) -> list[float]:
         # PutMetricData's Values/Counts arrive here as single values; a StatisticSet has none.
@@ -289,7 +289,7 @@ def cloudwatch_percentiles() -> None:
         found = {s: _percentile_or_none(values, s) for s in wanted}
         return {s: v for s, v in found.items() if v is not None} or None
 
-    _replace(Statistics, "get_statistics_for_type", get_statistics_for_type)
+    install(Statistics, "get_statistics_for_type", get_statistics_for_type)
     Statistics.extended_statistics = property(extended_statistics)  # type: ignore[attr-defined]
 
     def get_metric_statistics(self: Any) -> Any:
@@ -318,4 +318,4 @@ def cloudwatch_percentiles() -> None:
         )
         return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": datapoints})
 
-    _replace(CloudWatchResponse, "get_metric_statistics", get_metric_statistics)
+    install(CloudWatchResponse, "get_metric_statistics", get_metric_statistics)

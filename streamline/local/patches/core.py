@@ -12,10 +12,10 @@ import contextlib
 from typing import Any
 
 from streamline.local import durability
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
-@_patch("moto.moto_server.werkzeug_app:DISABLE_GLOBAL_CORS")
+@moto_patch("moto.moto_server.werkzeug_app:DISABLE_GLOBAL_CORS")
 def cors_off() -> None:
     """No CORS headers from moto: the server answers browsers only for allowed origins.
 
@@ -26,15 +26,15 @@ def cors_off() -> None:
     import moto.moto_server.werkzeug_app as werkzeug_app
     import moto.settings
 
-    _replace(werkzeug_app, "DISABLE_GLOBAL_CORS", True)
-    _replace(moto.settings, "DISABLE_GLOBAL_CORS", True)
+    install(werkzeug_app, "DISABLE_GLOBAL_CORS", True)
+    install(moto.settings, "DISABLE_GLOBAL_CORS", True)
 
 
 class _NotCounted(Exception):
     """Leaves the counting block of a replayed request (counted when it first ran)."""
 
 
-@_patch("moto.core.responses:BaseResponse.call_action")
+@moto_patch("moto.core.responses:BaseResponse.call_action")
 def api_call_counting() -> None:
     """Count each API request by caller, service and operation for the cost model.
 
@@ -48,7 +48,7 @@ def api_call_counting() -> None:
 
     from streamline.local.api_calls import API_CALLS, caller_of, request_shape
 
-    original = _original(BaseResponse, "call_action")
+    original = moto_original(BaseResponse, "call_action")
 
     def call_action(self: Any) -> Any:
         started = time.perf_counter()
@@ -70,4 +70,4 @@ def api_call_counting() -> None:
                     **request_shape(service, operation, self.body),
                 )
 
-    _replace(BaseResponse, "call_action", call_action)
+    install(BaseResponse, "call_action", call_action)

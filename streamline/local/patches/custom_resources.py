@@ -15,20 +15,20 @@ import threading
 from typing import Any
 
 from streamline.local import durability
-from streamline.local.patches.cloudformation import _find_change_set
-from streamline.local.patches.invokers import _no_engine, current_invoker
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.cloudformation import find_change_set
+from streamline.local.patches.invokers import current_invoker, no_engine
+from streamline.local.patches.registry import install, moto_original, moto_patch
 from streamline.local.server import MOTO_LOCK
 
 _log = logging.getLogger(__name__)
 
 
-@_patch("moto.settings:moto_server_host")
+@moto_patch("moto.settings:moto_server_host")
 def custom_resource_callback_host() -> None:
     """Custom-resource ResponseURLs point at the loopback server, not host.docker.internal."""
     import moto.settings
 
-    _replace(moto.settings, "moto_server_host", lambda: "http://localhost")
+    install(moto.settings, "moto_server_host", lambda: "http://localhost")
 
 
 #: How long a stack operation waits for a custom resource's answer (the CDK CLI gives up on a
@@ -102,7 +102,7 @@ def _ask_custom_resource(function_arn: str, event: dict[str, Any]) -> dict[str, 
         return recorded
     invoker = current_invoker()
     if invoker is None:
-        raise _no_engine("function runner")
+        raise no_engine("function runner")
     waiter = CUSTOM_RESOURCE_ANSWERS.expect(request_id)
     state = mock_random.getstate()
     owned = MOTO_LOCK._is_owned()  # type: ignore[attr-defined]
@@ -262,7 +262,7 @@ def _custom_delete(self: Any, account_id: str, region_name: str) -> None:
     _settle(self, "Delete", _ask_custom_resource(function_arn, event))
 
 
-@_patch(
+@moto_patch(
     "moto.cloudformation.parsing:resource_class_from_type",
     "moto.cloudformation.custom_model:CustomModel.create_from_cloudformation_json",
     "moto.cloudformation.custom_model:CustomModel.physical_resource_id",
@@ -284,27 +284,27 @@ def custom_resources_run_at_deploy_time() -> None:
     from moto.cloudformation.models import CloudFormationBackend
     from moto.cloudformation.responses import CloudFormationResponse
 
-    class_for = _original(parsing, "resource_class_from_type")
+    class_for = moto_original(parsing, "resource_class_from_type")
 
     def resource_class_from_type(resource_type: str) -> Any:
         if resource_type == "AWS::CloudFormation::CustomResource":
             return CustomModel
         return class_for(resource_type)
 
-    _replace(parsing, "resource_class_from_type", resource_class_from_type)
-    _replace(
+    install(parsing, "resource_class_from_type", resource_class_from_type)
+    install(
         CustomModel,
         "physical_resource_id",
         property(lambda self: getattr(self, "physical_id", None) or self.resource_name),
     )
 
-    _replace(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
-    _replace(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
-    _replace(CustomModel, "delete", _custom_delete)
+    install(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
+    install(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
+    install(CustomModel, "delete", _custom_delete)
 
     # Custom resources go first when a stack is deleted: their functions (and what those
     # clean up, like a bucket's objects) must still exist when Delete arrives.
-    delete_map = _original(parsing.ResourceMap, "delete")
+    delete_map = moto_original(parsing.ResourceMap, "delete")
 
     def delete_resources(self: Any) -> None:
         for logical_id, resource in list(self._parsed_resources.items()):
@@ -315,7 +315,7 @@ def custom_resources_run_at_deploy_time() -> None:
                 self._parsed_resources.pop(logical_id, None)
         delete_map(self)
 
-    _replace(parsing.ResourceMap, "delete", delete_resources)
+    install(parsing.ResourceMap, "delete", delete_resources)
 
     def process_cfn_response(self: Any) -> Any:
         try:
@@ -326,13 +326,13 @@ def custom_resources_run_at_deploy_time() -> None:
             CUSTOM_RESOURCE_ANSWERS.deliver(body)
         return 200, {"status": 200}, ""
 
-    _replace(CloudFormationResponse, "process_cfn_response", process_cfn_response)
+    install(CloudFormationResponse, "process_cfn_response", process_cfn_response)
 
     # A custom resource that failed fails the deploy, naming it and its reason.
     execute = CloudFormationBackend.execute_change_set  # the installed one (change sets patch)
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
-        change_set = _find_change_set(self, change_set_name, stack_name)
+        change_set = find_change_set(self, change_set_name, stack_name)
         stack = self.stacks.get(change_set.stack_id) if change_set is not None else None
         new = stack is None or stack.status == "REVIEW_IN_PROGRESS"
         try:
@@ -342,4 +342,4 @@ def custom_resources_run_at_deploy_time() -> None:
                 stack.status = "ROLLBACK_COMPLETE" if new else "UPDATE_ROLLBACK_COMPLETE"
             raise ValidationError(stack_name or change_set_name, str(exc)) from None
 
-    _replace(CloudFormationBackend, "execute_change_set", execute_change_set)
+    install(CloudFormationBackend, "execute_change_set", execute_change_set)

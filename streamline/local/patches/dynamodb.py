@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from streamline.local import durability
-from streamline.local.patches.registry import _cfn_wrapper, _patch, _replace, _rewrite_method
+from streamline.local.patches.registry import cfn_wrapper, install, moto_patch, rewrite_method
 
 
-@_patch("moto.dynamodb.models.table:Table.set_stream_specification")
+@moto_patch("moto.dynamodb.models.table:Table.set_stream_specification")
 def dynamodb_stream_label_from_the_change_clock() -> None:
     """A table's stream label (in its stream ARN) comes from the journaled change's clock.
 
@@ -24,10 +24,10 @@ def dynamodb_stream_label_from_the_change_clock() -> None:
     """
     from moto.dynamodb.models.table import Table
 
-    _replace(
+    install(
         Table,
         "set_stream_specification",
-        _rewrite_method(
+        rewrite_method(
             Table,
             "set_stream_specification",
             [("utcnow().isoformat()", "_durability.change_time().isoformat()")],
@@ -38,7 +38,7 @@ def dynamodb_stream_label_from_the_change_clock() -> None:
     table_module._durability = durability  # type: ignore[attr-defined]
 
 
-@_patch("moto.dynamodb.models:DynamoDBBackend.update_item")
+@moto_patch("moto.dynamodb.models:DynamoDBBackend.update_item")
 def update_item_writes_one_stream_record() -> None:
     """UpdateItem on a new item: one INSERT holding the whole item, as DynamoDB Streams write it.
 
@@ -48,10 +48,10 @@ def update_item_writes_one_stream_record() -> None:
     """
     from moto.dynamodb.models import DynamoDBBackend
 
-    _replace(
+    install(
         DynamoDBBackend,
         "update_item",
-        _rewrite_method(
+        rewrite_method(
             DynamoDBBackend,
             "update_item",
             [
@@ -69,7 +69,7 @@ def update_item_writes_one_stream_record() -> None:
     )
 
 
-@_patch("moto.dynamodb.models.table:Table.create_from_cloudformation_json")
+@moto_patch("moto.dynamodb.models.table:Table.create_from_cloudformation_json")
 def dynamodb_cloudformation_sse_specification() -> None:
     """A table's ``SSESpecification`` (``SSEEnabled``) is applied and DescribeTable reports it
     (moto's table reads the API's ``Enabled``: the template's setting was stored unread)."""
@@ -85,4 +85,4 @@ def dynamodb_cloudformation_sse_specification() -> None:
             properties["SSESpecification"] = api if api["Enabled"] else None
         return properties
 
-    _cfn_wrapper(Table, adjust)
+    cfn_wrapper(Table, adjust)

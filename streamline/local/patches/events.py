@@ -5,10 +5,10 @@ moto's EventBus had no physical id, so a Rule naming its bus by Ref failed the d
 
 from __future__ import annotations
 
-from streamline.local.patches.registry import _patch, _replace
+from streamline.local.patches.registry import install, moto_patch
 
 
-@_patch("moto.events.models:EventBus.create_from_cloudformation_json")
+@moto_patch("moto.events.models:EventBus.create_from_cloudformation_json")
 def events_bus_ref_is_its_name() -> None:
     """``Ref`` to an AWS::Events::EventBus resolves to the bus name, as CloudFormation documents.
 
@@ -17,4 +17,4 @@ def events_bus_ref_is_its_name() -> None:
     """
     from moto.events.models import EventBus
 
-    _replace(EventBus, "physical_resource_id", property(lambda self: self.name))
+    install(EventBus, "physical_resource_id", property(lambda self: self.name))

@@ -17,7 +17,13 @@ import re
 from typing import Any
 
 from streamline.local import durability
-from streamline.local.patches.registry import _header, _original, _patch, _replace, _rewrite_method
+from streamline.local.patches.registry import (
+    install,
+    moto_original,
+    moto_patch,
+    request_header,
+    rewrite_method,
+)
 from streamline.local.server import ACCOUNT_ID, MOTO_LOCK
 
 # The local endpoint is plain HTTP on loopback; it stands in for AWS's TLS endpoints, so a
@@ -25,7 +31,7 @@ from streamline.local.server import ACCOUNT_ID, MOTO_LOCK
 LOCAL_REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
 
 
-@_patch(
+@moto_patch(
     "moto.iam.access_control:IAMPolicyStatement.is_action_permitted",
     "moto.iam.policy_conditions:CONDITION_OPERATIONS",
     "moto.s3.models:FakeBucket.get_permission",
@@ -50,10 +56,10 @@ def policy_conditions_apply_only_when_true() -> None:
     operations["Bool"] = bool_equals
     from moto.s3.models import FakeBucket
 
-    _replace(
+    install(
         IAMPolicyStatement,
         "is_action_permitted",
-        _rewrite_method(
+        rewrite_method(
             IAMPolicyStatement,
             "is_action_permitted",
             [
@@ -77,10 +83,10 @@ def policy_conditions_apply_only_when_true() -> None:
             action, resource, incoming_condition_values=dict(LOCAL_REQUEST_CONTEXT)
         )
 
-    _replace(FakeBucket, "get_permission", get_permission)
+    install(FakeBucket, "get_permission", get_permission)
 
 
-@_patch("moto.sts.models:STSBackend.get_caller_identity")
+@moto_patch("moto.sts.models:STSBackend.get_caller_identity")
 def sts_caller_identity_of_function_keys() -> None:
     """GetCallerIdentity with a function's keys answers ``assumed-role/<role>/<function>`` and
     the role's id, as STS does for an execution role (moto knew only its own keys and answered
@@ -89,7 +95,7 @@ def sts_caller_identity_of_function_keys() -> None:
 
     from streamline.local.identities import IDENTITIES
 
-    original = _original(STSBackend, "get_caller_identity")
+    original = moto_original(STSBackend, "get_caller_identity")
 
     def get_caller_identity(self: Any, access_key_id: str, region: str) -> tuple[str, str, str]:
         identity = IDENTITIES.by_key(access_key_id)
@@ -103,20 +109,20 @@ def sts_caller_identity_of_function_keys() -> None:
             role_id = role.id
         return f"{role_id}:{identity.function}", identity.assumed_role_arn, identity.account
 
-    _replace(STSBackend, "get_caller_identity", get_caller_identity)
+    install(STSBackend, "get_caller_identity", get_caller_identity)
 
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/")
 
 
-@_patch("moto.core.authorization:ActionAuthenticatorMixin._authenticate_and_authorize_action")
+@moto_patch("moto.core.authorization:ActionAuthenticatorMixin._authenticate_and_authorize_action")
 def iam_audit_of_function_calls() -> None:
     """Each request a function signs is checked against its execution role's policies, report
     only (see :mod:`streamline.local.iam_audit`): moto's own enforcement stays off. Every JSON,
     query and REST service (``call_action``) and S3 pass here, before moto serves them."""
     from moto.core.authorization import ActionAuthenticatorMixin
 
-    original = _original(ActionAuthenticatorMixin, "_authenticate_and_authorize_action")
+    original = moto_original(ActionAuthenticatorMixin, "_authenticate_and_authorize_action")
 
     def _authenticate_and_authorize_action(
         self: Any, iam_request_cls: type, resource: str = "*"
@@ -126,7 +132,7 @@ def iam_audit_of_function_calls() -> None:
             _audit_request(self, iam_request_cls, resource)
         original(self, iam_request_cls, resource)
 
-    _replace(
+    install(
         ActionAuthenticatorMixin,
         "_authenticate_and_authorize_action",
         _authenticate_and_authorize_action,
@@ -142,7 +148,7 @@ def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
     identity = IDENTITIES.by_key(access_key_of(response.headers, response.querystring))
     if identity is None:
         return  # not a function: the CLI, CDK, tests, the engines
-    authorization = _header(response.headers, "Authorization") or ""
+    authorization = request_header(response.headers, "Authorization") or ""
     scope = _SCOPE.search(authorization)
     is_s3 = iam_request_cls.__name__ == "S3IAMRequest"
     service = "s3" if is_s3 else (scope.group(2) if scope else response.service_name)
@@ -163,7 +169,7 @@ def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
         region=region,
         account=account,
         path=getattr(response, "path", "") or "",
-        target=_header(response.headers, "X-Amz-Target") or "",
+        target=request_header(response.headers, "X-Amz-Target") or "",
         resource=resource,
     )
     requests = iam_audit.requests_for(call)
@@ -185,7 +191,7 @@ def _audit_request(response: Any, iam_request_cls: type, resource: str) -> None:
     iam_audit.audit(identity.function, requests, documents, context)
 
 
-@_patch(
+@moto_patch(
     "moto.iam.models:Role.create_from_cloudformation_json",
     "moto.iam.models:Role.update_from_cloudformation_json",
 )
@@ -195,8 +201,8 @@ def iam_role_managed_policy_arns_kept() -> None:
     dropped them (and AWS-managed policies exist in moto only as bundled documents)."""
     from moto.iam.models import Role
 
-    create = _original(Role, "create_from_cloudformation_json").__func__
-    update = _original(Role, "update_from_cloudformation_json").__func__
+    create = moto_original(Role, "create_from_cloudformation_json").__func__
+    update = moto_original(Role, "update_from_cloudformation_json").__func__
 
     def keep(role: Any, cloudformation_json: Any) -> Any:
         arns = (cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or []
@@ -215,5 +221,5 @@ def iam_role_managed_policy_arns_kept() -> None:
         role = update(cls, original, new_name, cloudformation_json, *args)
         return keep(role, cloudformation_json)
 
-    _replace(Role, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
-    _replace(Role, "update_from_cloudformation_json", classmethod(update_from_cloudformation_json))
+    install(Role, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    install(Role, "update_from_cloudformation_json", classmethod(update_from_cloudformation_json))

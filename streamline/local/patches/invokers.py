@@ -83,7 +83,8 @@ def mapping_observer() -> MappingObserver | None:
     return _mapping_observer
 
 
-def _lambda_error(code: str, message: str, status: int = 400) -> Exception:
+def lambda_error(code: str, message: str, status: int = 400) -> Exception:
+    """A Lambda API error moto's server answers with ``status`` and ``code``."""
     from moto.awslambda.exceptions import LambdaClientError
 
     error = LambdaClientError(code, message)
@@ -91,20 +92,22 @@ def _lambda_error(code: str, message: str, status: int = 400) -> Exception:
     return error
 
 
-def _no_engine(kind: str) -> Exception:
-    return _lambda_error(
+def no_engine(kind: str) -> Exception:
+    """The 500 answered when no local cloud has registered the engine an invocation needs."""
+    return lambda_error(
         "ServiceException",
         f"no local {kind} is registered (start the local cloud with LocalCloud)",
         500,
     )
 
 
-def _submit_async(
+def submit_async(
     function_arn: str, payload: bytes, qualifier: str | None, trace: str | None
 ) -> str:
+    """Hand an Event invocation to the async engine; its id (``"replayed"`` in a replay)."""
     if durability.replaying():
         # The event was journaled when the async engine accepted it: replay brings it back.
         return "replayed"
     if _submitter is None:
-        raise _no_engine("async-invocation engine")
+        raise no_engine("async-invocation engine")
     return _submitter.submit(function_arn, payload, qualifier=qualifier, trace_header=trace)

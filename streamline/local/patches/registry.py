@@ -1,14 +1,15 @@
 """How a moto patch is declared, checked and applied: the registry every patch module uses.
 
-moto is pinned (``MOTO_VERSION``). A patch is a function decorated with :func:`_patch`, naming
+moto is pinned (``MOTO_VERSION``). A patch is a function decorated with :func:`moto_patch`, naming
 the moto attributes it replaces; the package (``streamline.local.patches``) puts the declared
 patches in their apply order with :func:`set_apply_order`. :func:`apply_all` refuses to run on
 another moto version, or when an attribute a patch relies on has gone, so an upgrade fails
 loudly at start-up instead of misbehaving later. Where a patch rewrites a line of moto source
-(:func:`_rewrite_method`), it asserts the line is still there.
+(:func:`rewrite_method`), it asserts the line is still there.
 
-The underscore helpers (``_patch``, ``_original``, ``_replace``, ...) are for the patch modules
-of this package, not for callers outside it.
+The helpers (:func:`moto_patch`, :func:`moto_original`, :func:`install`, :func:`rewrite_method`,
+:func:`cfn_wrapper`, :func:`request_header`) are for the patch modules of this package; callers
+outside it use what the package exports (its ``__all__``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Patch:
 
 #: Every patch, in the order :func:`apply_all` applies them (set by :func:`set_apply_order`).
 PATCHES: list[Patch] = []
-# Declared by @_patch as the patch modules are imported, until the package orders them.
+# Declared by @moto_patch as the patch modules are imported, until the package orders them.
 _declared: dict[Callable[[], None], Patch] = {}
 _applied: set[str] = set()
 _apply_lock = threading.Lock()
@@ -50,7 +51,10 @@ _apply_lock = threading.Lock()
 _originals: dict[tuple[int, str], Any] = {}
 
 
-def _patch(*targets: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+def moto_patch(*targets: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Declare the decorated function a patch of ``targets``; its docstring's first paragraph
+    is the reason :data:`PATCHES` reports."""
+
     def register(func: Callable[[], None]) -> Callable[[], None]:
         reason = inspect.cleandoc(func.__doc__ or "").split("\n\n")[0].replace("\n", " ")
         _declared[func] = Patch(func.__name__, MOTO_VERSION, targets, func, reason)
@@ -83,7 +87,7 @@ def _resolve(target: str) -> tuple[Any, str]:
     return owner, attr
 
 
-def _original(owner: Any, attr: str) -> Any:
+def moto_original(owner: Any, attr: str) -> Any:
     """moto's own attribute, as it was before any patch (raw, e.g. a classmethod object)."""
     key = (id(owner), attr)
     if key not in _originals:
@@ -92,19 +96,18 @@ def _original(owner: Any, attr: str) -> Any:
     return _originals[key]
 
 
-def _replace(owner: Any, attr: str, new: Any) -> None:
-    _original(owner, attr)
+def install(owner: Any, attr: str, new: Any) -> None:
+    """Set ``owner.attr`` to ``new``, having kept moto's original first (:func:`moto_original`)."""
+    moto_original(owner, attr)
     setattr(owner, attr, new)
 
 
-def _rewrite_method(
-    cls: type, name: str, replacements: list[tuple[str, str]]
-) -> Callable[..., Any]:
+def rewrite_method(cls: type, name: str, replacements: list[tuple[str, str]]) -> Callable[..., Any]:
     """Recompile moto's ``cls.name`` with source substitutions (asserting each one matches).
 
     Used where the fix is one expression inside a long method, so we do not copy moto's code.
     """
-    func = _original(cls, name)
+    func = moto_original(cls, name)
     source = textwrap.dedent(inspect.getsource(func))
     for old, new in replacements:
         if old not in source:
@@ -148,7 +151,8 @@ def applied() -> list[str]:
     return [p.name for p in PATCHES if p.name in _applied]
 
 
-def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+def request_header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """The request header ``name`` as a string, or None."""
     if not headers:
         return None
     # werkzeug Headers are case-insensitive, but internal callers pass plain dicts.
@@ -161,9 +165,9 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 # Template properties moto's CloudFormation stores wrongly (see streamline.local.properties).
 
 
-def _cfn_wrapper(owner: Any, adjust: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+def cfn_wrapper(owner: Any, adjust: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Wrap ``owner.create_from_cloudformation_json`` so it sees ``adjust``ed properties."""
-    create = _original(owner, "create_from_cloudformation_json").__func__
+    create = moto_original(owner, "create_from_cloudformation_json").__func__
 
     def create_from_cloudformation_json(
         cls: Any,
@@ -177,4 +181,4 @@ def _cfn_wrapper(owner: Any, adjust: Callable[[dict[str, Any]], dict[str, Any]])
         adjusted = {**cloudformation_json, "Properties": adjust(properties)}
         return create(cls, resource_name, adjusted, account_id, region_name, **kwargs)
 
-    _replace(owner, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    install(owner, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))

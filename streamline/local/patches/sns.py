@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from streamline.local.patches.invokers import _submit_async
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.invokers import submit_async
+from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
 def _sns_lambda_event(
@@ -57,7 +57,7 @@ def _sns_lambda_event(
     }
 
 
-@_patch("moto.sns.models:Subscription.publish")
+@moto_patch("moto.sns.models:Subscription.publish")
 def sns_lambda_delivery_async() -> None:
     """SNS -> Lambda: a real SNS event, delivered asynchronously (Event) as AWS does.
 
@@ -66,7 +66,7 @@ def sns_lambda_delivery_async() -> None:
     """
     from moto.sns.models import Subscription
 
-    original = _original(Subscription, "publish")
+    original = moto_original(Subscription, "publish")
 
     def publish(
         self: Any,
@@ -98,16 +98,16 @@ def sns_lambda_delivery_async() -> None:
         qualifier = parts[7] if len(parts) == 8 else None
         function_arn = ":".join(parts[:7])
         event = _sns_lambda_event(self, message, message_id, subject, message_attributes)
-        _submit_async(function_arn, json.dumps(event).encode("utf-8"), qualifier, None)
+        submit_async(function_arn, json.dumps(event).encode("utf-8"), qualifier, None)
         return None
 
-    _replace(Subscription, "publish", publish)
+    install(Subscription, "publish", publish)
 
 
 _NEEDS_CONFIRMATION = ("email", "email-json")
 
 
-@_patch(
+@moto_patch(
     "moto.sns.models:SNSBackend.subscribe",
     "moto.sns.responses:SNSResponse.subscribe",
     "moto.sns.responses:SNSResponse.list_subscriptions",
@@ -120,7 +120,7 @@ def sns_email_subscriptions_pending_confirmation() -> None:
     from moto.sns.models import SNSBackend
     from moto.sns.responses import SNSResponse
 
-    subscribe = _original(SNSBackend, "subscribe")
+    subscribe = moto_original(SNSBackend, "subscribe")
 
     def backend_subscribe(self: Any, topic_arn: str, endpoint: str, protocol: str) -> Any:
         known = self._find_subscription(topic_arn, endpoint, protocol)
@@ -130,12 +130,12 @@ def sns_email_subscriptions_pending_confirmation() -> None:
             subscription.attributes["ConfirmationWasAuthenticated"] = "false"
         return subscription
 
-    _replace(SNSBackend, "subscribe", backend_subscribe)
+    install(SNSBackend, "subscribe", backend_subscribe)
 
     def pending(subscription: Any) -> bool:
         return str(subscription.attributes.get("PendingConfirmation")).lower() == "true"
 
-    response_subscribe = _original(SNSResponse, "subscribe")
+    response_subscribe = moto_original(SNSResponse, "subscribe")
 
     def subscribe_response(self: Any) -> Any:
         result = response_subscribe(self)
@@ -158,8 +158,8 @@ def sns_email_subscriptions_pending_confirmation() -> None:
             for s in subscriptions
         ]
 
-    list_all = _original(SNSResponse, "list_subscriptions")
-    list_by_topic = _original(SNSResponse, "list_subscriptions_by_topic")
+    list_all = moto_original(SNSResponse, "list_subscriptions")
+    list_by_topic = moto_original(SNSResponse, "list_subscriptions_by_topic")
 
     def list_subscriptions(self: Any) -> Any:
         result = list_all(self)
@@ -171,6 +171,6 @@ def sns_email_subscriptions_pending_confirmation() -> None:
         result.result["Subscriptions"] = listed(result.result["Subscriptions"])
         return result
 
-    _replace(SNSResponse, "subscribe", subscribe_response)
-    _replace(SNSResponse, "list_subscriptions", list_subscriptions)
-    _replace(SNSResponse, "list_subscriptions_by_topic", list_subscriptions_by_topic)
+    install(SNSResponse, "subscribe", subscribe_response)
+    install(SNSResponse, "list_subscriptions", list_subscriptions)
+    install(SNSResponse, "list_subscriptions_by_topic", list_subscriptions_by_topic)

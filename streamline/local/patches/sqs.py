@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from streamline.local.patches.registry import _original, _patch, _replace, _rewrite_method
+from streamline.local.patches.registry import install, moto_original, moto_patch, rewrite_method
 from streamline.local.server import MOTO_LOCK
 
 _CBD_TRUE = 'queue.attributes.get("ContentBasedDeduplication") == "true"'
@@ -23,7 +23,7 @@ _CBD_FALSE = 'queue.attributes.get("ContentBasedDeduplication") == "false"'
 _CBD_SELF_TRUE = 'self.attributes.get("ContentBasedDeduplication") == "true"'
 
 
-@_patch(
+@moto_patch(
     "moto.sqs.models:SQSBackend.send_message",
     "moto.sqs.models:SQSBackend._validate_message",
     "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention_period",
@@ -48,20 +48,20 @@ def sqs_hot_paths_constant_time() -> None:
     from moto.sqs.models import Queue, SQSBackend
 
     cbd = "queue.content_based_deduplication"
-    _replace(
+    install(
         SQSBackend,
         "send_message",
-        _rewrite_method(SQSBackend, "send_message", [(_CBD_TRUE, f"bool({cbd})")]),
+        rewrite_method(SQSBackend, "send_message", [(_CBD_TRUE, f"bool({cbd})")]),
     )
-    _replace(
+    install(
         SQSBackend,
         "_validate_message",
-        _rewrite_method(SQSBackend, "_validate_message", [(_CBD_FALSE, f"not {cbd}")]),
+        rewrite_method(SQSBackend, "_validate_message", [(_CBD_FALSE, f"not {cbd}")]),
     )
-    _replace(
+    install(
         Queue,
         "add_message",
-        _rewrite_method(
+        rewrite_method(
             Queue, "add_message", [(_CBD_SELF_TRUE, "bool(self.content_based_deduplication)")]
         ),
     )
@@ -73,7 +73,7 @@ def sqs_hot_paths_constant_time() -> None:
         retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
         return bool(retain_until > unix_time())
 
-    _replace(
+    install(
         SQSBackend,
         "is_message_valid_based_on_retention_period",
         is_message_valid_based_on_retention_period,
@@ -92,7 +92,7 @@ def sqs_hot_paths_constant_time() -> None:
         self.pending_messages.discard(message)
         self.deleted_messages.update(message.all_receipt_handles)
 
-    _replace(Queue, "delete_message", delete_message)
+    install(Queue, "delete_message", delete_message)
 
     def wait_for_messages(self: Any, timeout: int) -> None:
         # The caller (a long-polling ReceiveMessage) holds MOTO_LOCK; hand it back while we
@@ -106,12 +106,12 @@ def sqs_hot_paths_constant_time() -> None:
             if saved is not None:
                 MOTO_LOCK._acquire_restore(saved)  # type: ignore[attr-defined]
 
-    _replace(Queue, "wait_for_messages", wait_for_messages)
+    install(Queue, "wait_for_messages", wait_for_messages)
 
     def messages(self: Any) -> VisibleMessages:
         return VisibleMessages(self)
 
-    _replace(Queue, "messages", property(messages))
+    install(Queue, "messages", property(messages))
 
     # GetQueueAttributes counts: one clock read per call, not two per message (operators and
     # dashboards poll these while the queue is deep).
@@ -123,8 +123,8 @@ def sqs_hot_paths_constant_time() -> None:
         now = unix_time_millis()
         return sum(1 for m in self._messages if not now > m.visible_at)
 
-    _replace(Queue, "approximate_number_of_messages_delayed", property(delayed))
-    _replace(Queue, "approximate_number_of_messages_not_visible", property(not_visible))
+    install(Queue, "approximate_number_of_messages_delayed", property(delayed))
+    install(Queue, "approximate_number_of_messages_not_visible", property(not_visible))
 
 
 class VisibleMessages:
@@ -156,7 +156,7 @@ class VisibleMessages:
         return sum(1 for _ in self)
 
 
-@_patch("moto.sqs.models:SQSBackend.receive_message")
+@moto_patch("moto.sqs.models:SQSBackend.receive_message")
 def sqs_receive_keeps_fifo_group_order() -> None:
     """ReceiveMessage delivers a FIFO group in order and nothing of it while any is in flight.
 
@@ -221,10 +221,10 @@ def sqs_receive_keeps_fifo_group_order() -> None:
             queue.dead_letter_queue.add_message(message)
         return result
 
-    _replace(SQSBackend, "receive_message", receive_message)
+    install(SQSBackend, "receive_message", receive_message)
 
 
-@_patch("moto.sqs.models:SQSBackend.send_message_batch")
+@moto_patch("moto.sqs.models:SQSBackend.send_message_batch")
 def sqs_batch_entries_keep_system_attributes() -> None:
     """SendMessageBatch keeps each entry's MessageSystemAttributes (AWSTraceHeader), as SQS does.
 
@@ -234,10 +234,10 @@ def sqs_batch_entries_keep_system_attributes() -> None:
     """
     from moto.sqs.models import SQSBackend
 
-    _replace(
+    install(
         SQSBackend,
         "send_message_batch",
-        _rewrite_method(
+        rewrite_method(
             SQSBackend,
             "send_message_batch",
             [
@@ -251,7 +251,7 @@ def sqs_batch_entries_keep_system_attributes() -> None:
     )
 
 
-@_patch(
+@moto_patch(
     "moto.sqs.models:SQSBackend.send_message",
     "moto.sqs.models:SQSBackend.receive_message",
     "moto.sqs.models:SQSBackend.delete_message",
@@ -291,12 +291,12 @@ def sqs_message_counters() -> None:
         delete(self, queue_name, receipt_handle)
         SQS_ACTIVITY.add(queue_name, "NumberOfMessagesDeleted")
 
-    _replace(SQSBackend, "send_message", send_message)
-    _replace(SQSBackend, "receive_message", receive_message)
-    _replace(SQSBackend, "delete_message", delete_message)
+    install(SQSBackend, "send_message", send_message)
+    install(SQSBackend, "receive_message", receive_message)
+    install(SQSBackend, "delete_message", delete_message)
 
 
-@_patch("moto.sqs.models:Queue.create_from_cloudformation_json")
+@moto_patch("moto.sqs.models:Queue.create_from_cloudformation_json")
 def sqs_cloudformation_fifo_name() -> None:
     """An unnamed FIFO queue gets a generated name ending in ".fifo", as CloudFormation does.
 
@@ -304,7 +304,7 @@ def sqs_cloudformation_fifo_name() -> None:
     """
     from moto.sqs.models import Queue
 
-    create = _original(Queue, "create_from_cloudformation_json").__func__
+    create = moto_original(Queue, "create_from_cloudformation_json").__func__
 
     def create_from_cloudformation_json(
         cls: Any,
@@ -320,7 +320,7 @@ def sqs_cloudformation_fifo_name() -> None:
             resource_name = str(resource_name)[:75] + ".fifo"  # SQS names are at most 80 chars
         return create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
-    _replace(Queue, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    install(Queue, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
 
 
 # SQS: 1 to 128 alphanumeric and punctuation characters (the SendMessage reference).
@@ -337,7 +337,7 @@ def _invalid_sqs_id(group_id: str | None, deduplication_id: str | None) -> str |
     return None
 
 
-@_patch(
+@moto_patch(
     "moto.sqs.models:SQSBackend._validate_message",
     "moto.sqs.models:SQSBackend.send_message_batch",
 )
@@ -405,5 +405,5 @@ def sqs_message_group_and_deduplication_ids_validated() -> None:
             and sum(len(e["MessageBody"]) for e in entries.values()) <= MAXIMUM_MESSAGE_LENGTH
         )
 
-    _replace(SQSBackend, "_validate_message", _validate_message)
-    _replace(SQSBackend, "send_message_batch", send_message_batch)
+    install(SQSBackend, "_validate_message", _validate_message)
+    install(SQSBackend, "send_message_batch", send_message_batch)

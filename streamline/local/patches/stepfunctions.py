@@ -12,10 +12,10 @@ import contextlib
 from typing import Any
 
 from streamline.local import durability
-from streamline.local.patches.registry import _original, _patch, _replace
+from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
-@_patch(
+@moto_patch(
     "moto.stepfunctions.models:stepfunctions_backends",
     "moto.stepfunctions.parser.models:StepFunctionsParserBackend.start_execution",
     "moto.core.config:default_user_config",
@@ -39,8 +39,8 @@ def stepfunctions_execute_deployed_machines() -> None:
     )
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
-    _replace(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)
-    original = _original(StepFunctionsParserBackend, "start_execution")
+    install(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)
+    original = moto_original(StepFunctionsParserBackend, "start_execution")
 
     def start_execution(
         self: Any,
@@ -55,10 +55,10 @@ def stepfunctions_execute_deployed_machines() -> None:
         name = name or str(mock_random.uuid4())
         return original(self, state_machine_arn, name, execution_input, trace_header)
 
-    _replace(StepFunctionsParserBackend, "start_execution", start_execution)
+    install(StepFunctionsParserBackend, "start_execution", start_execution)
 
 
-@_patch(
+@moto_patch(
     "moto.stepfunctions.parser.backend.execution:Execution.start",
     "moto.stepfunctions.parser.backend.execution:Execution.to_history_output",
     "moto.stepfunctions.parser.backend.execution:BaseExecutionWorkerCommunication.terminated",
@@ -79,9 +79,9 @@ def stepfunctions_executions_survive_restarts() -> None:
         Execution,
     )
 
-    original_start = _original(Execution, "start")
-    original_history = _original(Execution, "to_history_output")
-    original_terminated = _original(BaseExecutionWorkerCommunication, "terminated")
+    original_start = moto_original(Execution, "start")
+    original_history = moto_original(Execution, "to_history_output")
+    original_terminated = moto_original(BaseExecutionWorkerCommunication, "terminated")
 
     def start(self: Any) -> None:
         if durability.replaying():
@@ -115,6 +115,6 @@ def stepfunctions_executions_survive_restarts() -> None:
                 original_history(execution),
             )
 
-    _replace(Execution, "start", start)
-    _replace(Execution, "to_history_output", to_history_output)
-    _replace(BaseExecutionWorkerCommunication, "terminated", terminated)
+    install(Execution, "start", start)
+    install(Execution, "to_history_output", to_history_output)
+    install(BaseExecutionWorkerCommunication, "terminated", terminated)
