@@ -1,7 +1,7 @@
 """AWS API calls counted by who made them: each Lambda function, Lambda's SQS poller, or a client.
 
 The local cloud counts every request moto serves (the ``api_call_counting`` patch in
-:mod:`streamline.local.patches`) and every ReceiveMessage / DeleteMessageBatch its SQS event
+:mod:`streamline.local.patches.core`) and every ReceiveMessage / DeleteMessageBatch its SQS event
 source mappings make in-process (:mod:`streamline.local.esm.sqs`). A request's caller is the
 Lambda function that made it (known by the access key it signed with: each function's
 environments hold credentials of their own, see :mod:`streamline.local.identities`),

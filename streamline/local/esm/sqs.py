@@ -7,7 +7,7 @@ do not match the filter by deleting them (item 9), invokes the function with AWS
 
 What the queue does, and we rely on rather than re-implement (moto 5.2.5's
 ``SQSBackend.receive_message``, with its FIFO walk replaced by
-``patches.sqs_receive_keeps_fifo_group_order``): the queue's VisibilityTimeout hides received
+``patches.sqs.sqs_receive_keeps_fifo_group_order``): the queue's VisibilityTimeout hides received
 messages and governs redelivery; ``ApproximateReceiveCount`` rises per receive; a message received
 ``maxReceiveCount`` times moves to the RedrivePolicy DLQ on the next receive (item 6); a FIFO group
 with any message in flight is skipped while other groups flow, and a failed message, visible

@@ -12,8 +12,10 @@ and so must we (items 7, 11, 13, 20, 24):
 * All: MaximumBatchingWindowInSeconds 0-300; FunctionResponseTypes only ReportBatchItemFailures;
   FilterCriteria valid pattern syntax; TumblingWindowInSeconds refused (not implemented locally).
 
-The patch point (platform, patches.py) wraps moto's ``LambdaBackend.create_event_source_mapping``
-and ``update_event_source_mapping``; :func:`wrap_create` and :func:`wrap_update` build the wrappers.
+The patch point (``lambda_event_source_mapping_validation`` in
+:mod:`streamline.local.patches.awslambda`) wraps moto's
+``LambdaBackend.create_event_source_mapping`` and ``update_event_source_mapping``;
+:func:`wrap_create` and :func:`wrap_update` build the wrappers.
 Both paths (API and CloudFormation) go through those methods, so a bad template fails the deploy.
 
 Example::

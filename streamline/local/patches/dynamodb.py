@@ -1,0 +1,88 @@
+"""DynamoDB: stream records and table settings as AWS writes them.
+
+A table's stream label comes from the journaled change's clock (so a replay restores the same
+stream ARN), UpdateItem on a new item writes one INSERT holding the whole item, and a template's
+``SSESpecification`` is applied. moto's built-in stream -> Lambda trigger is turned off in
+:mod:`.awslambda` (``builtin_triggers_off``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamline.local import durability
+from streamline.local.patches.registry import cfn_wrapper, install, moto_patch, rewrite_method
+
+
+@moto_patch("moto.dynamodb.models.table:Table.set_stream_specification")
+def dynamodb_stream_label_from_the_change_clock() -> None:
+    """A table's stream label (in its stream ARN) comes from the journaled change's clock.
+
+    moto stamps the label with the time it runs; a journal replay runs the change at the time
+    it was journaled, a moment earlier, so the restored table had another stream ARN and every
+    mapping on it pointed nowhere. ``durability.change_time`` is that moment both times.
+    """
+    from moto.dynamodb.models.table import Table
+
+    install(
+        Table,
+        "set_stream_specification",
+        rewrite_method(
+            Table,
+            "set_stream_specification",
+            [("utcnow().isoformat()", "_durability.change_time().isoformat()")],
+        ),
+    )
+    import moto.dynamodb.models.table as table_module
+
+    table_module._durability = durability  # type: ignore[attr-defined]
+
+
+@moto_patch("moto.dynamodb.models:DynamoDBBackend.update_item")
+def update_item_writes_one_stream_record() -> None:
+    """UpdateItem on a new item: one INSERT holding the whole item, as DynamoDB Streams write it.
+
+    moto creates the item by putting its bare key first, which records an INSERT of the key
+    alone, then records the update as a second INSERT. A consumer met an image with nothing but
+    the key (every order written by UpdateItem looked like poison to ``changes``).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    install(
+        DynamoDBBackend,
+        "update_item",
+        rewrite_method(
+            DynamoDBBackend,
+            "update_item",
+            [
+                (
+                    "table.put_item(data)\n",
+                    # (moto's source, dedented: this line sits 8 spaces in)
+                    "_shard, table.stream_shard = table.stream_shard, None\n"
+                    "        try:\n"
+                    "            table.put_item(data)\n"
+                    "        finally:\n"
+                    "            table.stream_shard = _shard\n",
+                )
+            ],
+        ),
+    )
+
+
+@moto_patch("moto.dynamodb.models.table:Table.create_from_cloudformation_json")
+def dynamodb_cloudformation_sse_specification() -> None:
+    """A table's ``SSESpecification`` (``SSEEnabled``) is applied and DescribeTable reports it
+    (moto's table reads the API's ``Enabled``: the template's setting was stored unread)."""
+    from moto.dynamodb.models.table import Table
+
+    def adjust(properties: dict[str, Any]) -> dict[str, Any]:
+        sse = properties.get("SSESpecification")
+        if isinstance(sse, dict) and "SSEEnabled" in sse:
+            api = {"Enabled": str(sse["SSEEnabled"]).lower() == "true"}
+            for key in ("SSEType", "KMSMasterKeyId"):
+                if sse.get(key):
+                    api[key] = sse[key]
+            properties["SSESpecification"] = api if api["Enabled"] else None
+        return properties
+
+    cfn_wrapper(Table, adjust)
