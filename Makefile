@@ -15,7 +15,7 @@ NODE_RUNTIME_STAMP := $(NODE_RUNTIME)/node_modules/.installed
 # the binary itself is the stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test chaos test-unit test-infra test-local test-cloud test-own-moto test-e2e synth lint format bench clean
+.PHONY: setup demo test chaos test-unit test-infra test-local test-cloud test-engine test-e2e synth lint format bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(NODE_RUNTIME_STAMP) $(CHROMIUM)
 
@@ -50,21 +50,21 @@ COV_TEST := --cov --cov-report=
 
 # Unit tests use moto in-process (mock_aws resets moto's global state), so they never share a
 # process with the local cloud: each local suite runs in its own pytest session. The three
-# cloud suites (the session cloud's, the ones that start clouds of their own, and the end-to-end
-# one) each have their own processes, so they run two at a time (-O prints each suite's output
+# cloud suites (tests/local/cloud's session cloud, tests/local/engine's moto servers and the
+# crash test's clouds, the end-to-end one) each have their own processes, so they run two at a time (-O prints each suite's output
 # when it ends); their tests wait for conditions, never for time, so a busy CPU only slows them.
 test: COV = $(COV_TEST)
 test: setup
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=.coverage.unit $(PY) -m pytest -q -n 2 $(COV) tests/unit tests/infra
-	$(MAKE) --no-print-directory -j2 -O test-cloud test-own-moto test-e2e COV="$(COV)"
+	$(MAKE) --no-print-directory -j2 -O test-cloud test-engine test-e2e COV="$(COV)"
 	$(PY) -m coverage combine -q
 	@mkdir -p tests/.artifacts
 	$(PY) -m coverage report > tests/.artifacts/coverage.txt
 	@echo "coverage per file: tests/.artifacts/coverage.txt"; tail -1 tests/.artifacts/coverage.txt
 
 test-cloud: setup
-	COVERAGE_FILE=.coverage.cloud $(PY) -m pytest -q $(COV) -m cloud tests/local
+	COVERAGE_FILE=.coverage.cloud $(PY) -m pytest -q $(COV) tests/local/cloud
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -73,12 +73,12 @@ test-infra: setup
 	$(PY) -m pytest -q tests/infra
 
 test-local: setup
-	$(PY) -m pytest -q -m own_moto tests/local
-	$(PY) -m pytest -q -m cloud tests/local
+	$(PY) -m pytest -q tests/local/engine
+	$(PY) -m pytest -q tests/local/cloud
 
-# Tests that start clouds of their own (in-process or as processes they can SIGKILL).
-test-own-moto: setup
-	COVERAGE_FILE=.coverage.own-moto $(PY) -m pytest -q $(COV) -m own_moto tests/local
+# The engines on moto servers of their own, and the clouds the crash test starts and SIGKILLs.
+test-engine: setup
+	COVERAGE_FILE=.coverage.engine $(PY) -m pytest -q $(COV) tests/local/engine
 	COVERAGE_FILE=.coverage.crash $(PY) -m pytest -q $(COV) tests/crash
 
 # The end-to-end tests and a small attack suite share one cloud (tests/conftest.py).

@@ -37,11 +37,11 @@ from streamline.ops.dashboard import (
 )
 from streamline.ops.dashboard import run as run_dashboard
 from streamline.ops.target import Target
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 
 pytestmark = pytest.mark.local
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium as root in a container: no sandbox, no GPU, and nothing that phones home.
 CHROMIUM_ARGS = [

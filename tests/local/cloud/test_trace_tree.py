@@ -18,7 +18,7 @@ import pytest
 from streamline.local.cloud import LocalCloud
 from streamline.ops.target import Target
 from streamline.ops.traces import Node, build_tree, run
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 
 pytestmark = pytest.mark.local
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-FIXTURE_APPS = Path(__file__).resolve().parent.parent / "fixtures" / "apps"
+FIXTURE_APPS = Path(__file__).resolve().parents[2] / "fixtures" / "apps"
 T = TypeVar("T")
 
 

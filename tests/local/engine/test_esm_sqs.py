@@ -5,6 +5,9 @@ in-process exactly as the local cloud runs it. Short visibility timeouts (1-2 s)
 where a test needs a redelivery; elsewhere they are long, so a slow (loaded) machine never sees an
 unexpected one. Tests wait on engine and queue state, never on fixed sleeps: batching windows are
 closed by advancing a ManualClock.
+
+One module of ~600 lines because it follows docs/esm-semantics.md items 1-13 in order, a test or
+more per item, on one moto server per module: a rule and its test are found by item number.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 from tests.orders import order_event
 
 pytestmark = pytest.mark.local

@@ -25,7 +25,7 @@ from streamline.cli import main
 from streamline.local.cloud import LocalCloud
 from streamline.local.state import StateDir
 from streamline.producers import KinesisProducer, PlannedEvent, generate_events
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 
 STATUS = {
     "OrderCreated": "CREATED",

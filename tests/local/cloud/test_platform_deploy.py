@@ -82,7 +82,7 @@ def test_deployed_function_keeps_layer_tracing_and_architecture(
 def test_redeploy_of_an_unchanged_app_succeeds(
     cloud: LocalCloud, tiny_outputs: dict[str, str]
 ) -> None:
-    from tests.local.conftest import FIXTURE_APPS
+    from tests.local.cloud.deployed import FIXTURE_APPS
 
     again = cloud.deploy(FIXTURE_APPS / "tiny")["streamline-tiny"]
 

@@ -8,7 +8,7 @@ import json
 import uuid
 
 from streamline.local.cloud import LocalCloud
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 
 
 def test_a_message_in_a_dlq_fires_its_alarm_to_the_ops_topic(cloud: LocalCloud) -> None:

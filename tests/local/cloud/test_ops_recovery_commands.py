@@ -9,6 +9,7 @@ queue, replay takes the flaky range out of it, redrive quarantines the poison re
 quarantine commands release it), so each step is a module fixture the later ones depend on.
 
 The cloud is shared with other tests: ids are unique, and queues are compared, not assumed empty.
+Those chained module fixtures are why this is one module of ~560 lines.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pytest
 from streamline.cli import main
 from streamline.local.cloud import LocalCloud
 from streamline.local.state import StateDir
-from tests.local.deployed import eventually
+from tests.local.cloud.deployed import eventually
 from tests.orders import order_event
 
 pytestmark = pytest.mark.local

@@ -1,6 +1,6 @@
 """A restarted local cloud (``persist=True``) goes on where it stopped: nothing is lost.
 
-Each test starts and stops its own clouds on one state dir (so it runs with the own-moto group,
+Each test starts and stops its own clouds on one state dir (so it runs in tests/local/engine,
 never beside the session cloud). Everything is checked through public AWS APIs.
 """
 

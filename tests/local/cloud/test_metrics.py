@@ -161,7 +161,7 @@ def test_sqs_message_counts_are_sums_since_the_last_sample(cloud: LocalCloud) ->
 
 def test_state_machine_executions_become_aws_states_metrics(deployed: Any) -> None:
     """Executions of a deployed machine are sampled into AWS/States, by StateMachineArn."""
-    from tests.local.deployed import eventually
+    from tests.local.cloud.deployed import eventually
 
     cloud = deployed.cloud
     machine = deployed.out("MachineArn")

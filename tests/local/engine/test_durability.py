@@ -2,7 +2,7 @@
 
 Each test runs `streamline local up --detach` as a process of its own, so it can kill it with
 SIGKILL at a moment of its choosing, and checks everything through public AWS APIs. (These
-clouds are separate processes: they run with the own-moto group, never beside the session
+clouds are separate processes: they run in tests/local/engine, never beside the session
 cloud's engines.)
 """
 
@@ -152,7 +152,7 @@ def test_a_stack_with_custom_resources_comes_back_after_a_kill_without_running_t
 
     state = tmp_path / "cloud"
     endpoint, port, pid = _up(state)
-    app = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "custom_resources"
+    app = Path(__file__).resolve().parents[2] / "fixtures" / "apps" / "custom_resources"
     name = f"crash-cr-{uuid.uuid4().hex[:6]}"
     try:
         before = deploy(app, endpoint, {"stack": name})[name]

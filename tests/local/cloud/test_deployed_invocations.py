@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.deployed import (
+from tests.local.cloud.deployed import (
     Deployed,
     eventually,
 )

@@ -18,7 +18,7 @@ import pytest
 from streamline.local.cloud import LocalCloud
 from streamline.local.deploy import DeployError
 from streamline.local.esm.testing import wait_until
-from tests.local.conftest import FIXTURE_APPS
+from tests.local.cloud.deployed import FIXTURE_APPS
 
 pytestmark = pytest.mark.slow
 
