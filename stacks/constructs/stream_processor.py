@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
@@ -127,34 +129,24 @@ class StreamProcessor(Construct):
         )
 
     def _build_event_source(self) -> sources.StreamEventSource:
+        # The production defaults, the same for both stream kinds.
+        settings: dict[str, Any] = {
+            "starting_position": self.STARTING_POSITION,
+            "batch_size": self.batch_size,
+            "max_batching_window": self.max_batching_window,
+            "report_batch_item_failures": True,
+            "bisect_batch_on_error": True,
+            "retry_attempts": self.retry_attempts,
+            "max_record_age": self.max_record_age,
+            "parallelization_factor": self.parallelization_factor,
+            "on_failure": sources.SqsDlq(self.failure_queue),
+        }
         event_source: sources.StreamEventSource
         if self.stream is not None:
-            event_source = sources.KinesisEventSource(
-                self.stream,
-                starting_position=self.STARTING_POSITION,
-                batch_size=self.batch_size,
-                max_batching_window=self.max_batching_window,
-                report_batch_item_failures=True,
-                bisect_batch_on_error=True,
-                retry_attempts=self.retry_attempts,
-                max_record_age=self.max_record_age,
-                parallelization_factor=self.parallelization_factor,
-                on_failure=sources.SqsDlq(self.failure_queue),
-            )
+            event_source = sources.KinesisEventSource(self.stream, **settings)
         else:
             assert self.table is not None
-            event_source = sources.DynamoEventSource(
-                self.table,
-                starting_position=self.STARTING_POSITION,
-                batch_size=self.batch_size,
-                max_batching_window=self.max_batching_window,
-                report_batch_item_failures=True,
-                bisect_batch_on_error=True,
-                retry_attempts=self.retry_attempts,
-                max_record_age=self.max_record_age,
-                parallelization_factor=self.parallelization_factor,
-                on_failure=sources.SqsDlq(self.failure_queue),
-            )
+            event_source = sources.DynamoEventSource(self.table, **settings)
         self.processor.function.add_event_source(event_source)
         suppress(
             self.processor.function,

@@ -230,20 +230,7 @@ class ExecutionEnvironment:
             document = dict(self._init_error)
             document.setdefault("requestId", request_id)
             document.setdefault("stackTrace", [])
-            outcome_payload = json.dumps(document).encode()
-            return self._finish(
-                request_id,
-                events,
-                start_ms,
-                0.0,
-                init_ms,
-                self._max_rss_kb,
-                outcome_payload,
-                "Unhandled",
-                timed_out=False,
-                healthy=False,
-                status="error",
-            )
+            return self._unhealthy(request_id, events, start_ms, 0.0, init_ms, document, "error")
 
         deadline_ms = start_ms + int(config.timeout * 1000)
         started = time.perf_counter()
@@ -274,18 +261,8 @@ class ExecutionEnvironment:
                 "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
                 f"{config.timeout:.2f} seconds",
             }
-            return self._finish(
-                request_id,
-                events,
-                start_ms,
-                elapsed,
-                init_ms,
-                self._max_rss_kb,
-                json.dumps(document).encode(),
-                "Unhandled",
-                timed_out=True,
-                healthy=False,
-                status="timeout",
+            return self._unhealthy(
+                request_id, events, start_ms, elapsed, init_ms, document, "timeout"
             )
         except EnvironmentDied:
             elapsed = (time.perf_counter() - started) * 1000
@@ -302,18 +279,8 @@ class ExecutionEnvironment:
                 "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
                 f"{status}",
             }
-            return self._finish(
-                request_id,
-                events,
-                start_ms,
-                elapsed,
-                init_ms,
-                self._max_rss_kb,
-                json.dumps(document).encode(),
-                "Unhandled",
-                timed_out=False,
-                healthy=False,
-                status="error",
+            return self._unhealthy(
+                request_id, events, start_ms, elapsed, init_ms, document, "error"
             )
 
         events.extend(self._take_lines(request_id))
@@ -330,6 +297,32 @@ class ExecutionEnvironment:
             timed_out=False,
             healthy=True,
             status=None,
+        )
+
+    def _unhealthy(
+        self,
+        request_id: str,
+        events: list[LogEvent],
+        start_ms: int,
+        duration_ms: float,
+        init_ms: float | None,
+        document: dict[str, Any],
+        status: str,
+    ) -> InvocationOutcome:
+        """An invocation the environment could not serve (init error, timeout, runtime exit):
+        the error document as Lambda returns it, and the environment is not reused."""
+        return self._finish(
+            request_id,
+            events,
+            start_ms,
+            duration_ms,
+            init_ms,
+            self._max_rss_kb,
+            json.dumps(document).encode(),
+            "Unhandled",
+            timed_out=status == "timeout",
+            healthy=False,
+            status=status,
         )
 
     def _finish(
