@@ -10,12 +10,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from streamline.local.state import parse_port
 
-__all__ = ["number", "port"]
+__all__ = ["InputTooLarge", "number", "port", "read_input"]
 
 
 def number(kind: Callable[[str], Any], check: Callable[[Any], bool], what: str) -> Any:
@@ -42,3 +44,25 @@ def port(text: str) -> int:
         return parse_port(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class InputTooLarge(ValueError):
+    """The file (or stdin) holds more than the command accepts."""
+
+
+def read_input(source: str, limit: int) -> bytes:
+    """The bytes of the file ``source`` names, or of stdin for ``-``, reading at most one byte
+    past ``limit`` so a huge input is refused without being held in memory.
+
+    Raises:
+        OSError: the file cannot be read.
+        InputTooLarge: it is longer than ``limit`` bytes.
+    """
+    if source == "-":
+        raw = sys.stdin.buffer.read(limit + 1)
+    else:
+        with Path(source).open("rb") as handle:
+            raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise InputTooLarge(f"more than {limit} bytes")
+    return raw

@@ -28,13 +28,12 @@ import argparse
 import json
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from orderflow.errors import PoisonRecordError
 from orderflow.events import parse_event, read_json
 
-from streamline.arguments import number
+from streamline.arguments import InputTooLarge, number, read_input
 from streamline.ops.target import Target, TargetError, add_target_arguments
 from streamline.producers.base import Producer
 from streamline.producers.dynamodb import DynamoDbProducer
@@ -166,14 +165,9 @@ def read_events_file(source: str) -> list[PlannedEvent]:
         raise InvalidEventError("--file must name a file (or - for stdin)")
     name = "stdin" if source == "-" else source
     try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        else:
-            with Path(source).open("rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise InvalidEventError(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MiB")
-        text = raw.decode("utf-8")
+        text = read_input(source, MAX_FILE_BYTES).decode("utf-8")
+    except InputTooLarge:
+        raise InvalidEventError(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MiB") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InvalidEventError(f"cannot read {name}: {reason}") from None

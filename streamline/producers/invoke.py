@@ -22,9 +22,9 @@ import argparse
 import base64
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from streamline.arguments import InputTooLarge, read_input
 from streamline.ops.logs import LogsError, resolve_function
 from streamline.ops.target import Target, TargetError, add_target_arguments
 
@@ -66,17 +66,15 @@ def read_event(source: str) -> bytes:
     """The event's bytes from a file or stdin (``-``), checked to be JSON."""
     if not source:
         raise InvokeError("--event must name a file (or - for stdin)")
+    name = "stdin" if source == "-" else source
     try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(MAX_EVENT_BYTES + 1)
-        else:
-            with Path(source).open("rb") as handle:
-                raw = handle.read(MAX_EVENT_BYTES + 1)
+        raw = read_input(source, MAX_EVENT_BYTES)
     except OSError as exc:
         raise InvokeError(f"cannot read event file {source}: {exc.strerror or exc}") from None
-    name = "stdin" if source == "-" else source
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvokeError(f"event {name} is larger than Lambda's 6 MB request payload limit")
+    except InputTooLarge:
+        raise InvokeError(
+            f"event {name} is larger than Lambda's 6 MB request payload limit"
+        ) from None
     try:
         json.loads(raw)
     except ValueError as exc:
