@@ -28,11 +28,12 @@ Example::
 
     from streamline.cost.model import FunctionUsage, Measurement, estimate
     from streamline.cost.prices import PRICES
+    from streamline.cost.render import render_text
 
     m = Measurement(events=1000, window_seconds=60, functions=(
         FunctionUsage("ingest-fn", "ingest", 256, invocations=10, records=1000,
                       duration_ms=500.0, billed_ms=510),))
-    print(estimate(m, PRICES, memory_sizes=[128, 256, 512, 1024]).render())
+    print(render_text(estimate(m, PRICES, memory_sizes=[128, 256, 512, 1024])))
 """
 
 from __future__ import annotations
@@ -201,135 +202,6 @@ class CostReport:
     @property
     def events_per_second(self) -> float:
         return self.events / self.window_seconds if self.window_seconds > 0 else 0.0
-
-    def as_json(self) -> dict[str, object]:
-        def items(rows: Sequence[LineItem]) -> list[dict[str, object]]:
-            return [
-                {
-                    "name": i.name,
-                    "quantity": i.quantity,
-                    "unit": i.unit,
-                    "cost": i.cost,
-                    "per_million": i.per_million,
-                    "basis": i.basis,
-                    "note": i.note,
-                }
-                for i in rows
-            ]
-
-        return {
-            "events": self.events,
-            "window_seconds": self.window_seconds,
-            "origin": self.origin,
-            "prices": {"region": self.region, "as_of": self.price_date},
-            "per_million_total": self.per_million_total,
-            "baseline_per_million_total": self.baseline_per_million_total,
-            "ratio": self.ratio,
-            "fixed_monthly_total": self.fixed_monthly_total,
-            "items": items(self.items),
-            "baseline_items": items(self.baseline_items),
-            "fixed_monthly": items(self.fixed_monthly),
-            "functions": [
-                {
-                    "name": f.name,
-                    "stage": f.stage,
-                    "memory_mb": f.memory_mb,
-                    "architecture": f.architecture,
-                    "invocations": f.invocations,
-                    "records": f.handled,
-                    "cold_starts": len(f.init_ms),
-                    "init_ms": list(f.init_ms),
-                    "api_calls": f.calls,
-                }
-                for f in self.functions
-            ],
-            "memory": [
-                {
-                    "function": r.function,
-                    "memory_mb": r.memory_mb,
-                    "duration_ms": r.duration_ms,
-                    "per_million": r.per_million,
-                    "fits": r.fits,
-                    "cheapest": r.cheapest,
-                    "fastest": r.fastest,
-                }
-                for r in self.memory_rows
-            ],
-            "unpriced_calls": [
-                {"service": s, "operation": o, "calls": c} for s, o, c in self.unpriced
-            ],
-            "assumptions": list(self.assumptions),
-        }
-
-    def render(self) -> str:
-        """A compact text table: line items per million events beside the baseline."""
-        minutes = self.window_seconds / 60
-        lines = [
-            f"Estimated AWS cost per million events ({self.region} list prices of "
-            f"{self.price_date}; {self.events:,} events in {minutes:.1f} min, "
-            f"measured on {'the local cloud' if self.origin == 'local' else 'AWS'})",
-            f"  {'line item':<40} {'ours':>10} {'1 call/record':>14}  basis",
-        ]
-        baseline = {item.name: item for item in self.baseline_items}
-        names = [i.name for i in self.items] + [
-            i.name for i in self.baseline_items if i.name not in {j.name for j in self.items}
-        ]
-        ours = {item.name: item for item in self.items}
-        for name in names:
-            mine, theirs = ours.get(name), baseline.get(name)
-            either = mine or theirs
-            basis = either.basis if either is not None else ""
-            lines.append(
-                f"  {name:<40} {_usd(mine.per_million if mine else 0.0):>10} "
-                f"{_usd(theirs.per_million if theirs else 0.0):>14}  {basis}"
-            )
-        ratio = self.ratio
-        lines.append(
-            f"  {'total per million events':<40} {_usd(self.per_million_total):>10} "
-            f"{_usd(self.baseline_per_million_total):>14}"
-            + (f"  ({ratio:.1f}x)" if ratio is not None else "")
-        )
-        if self.fixed_monthly:
-            fixed = ", ".join(f"{i.name} {_usd(i.cost)}" for i in self.fixed_monthly)
-            lines.append(f"Fixed per month: {fixed}; total {_usd(self.fixed_monthly_total)}")
-            rate = self.events_per_second
-            if rate > 0:
-                monthly_events = rate * HOURS_PER_MONTH * 3600
-                lines.append(
-                    f"  at the measured {rate:,.1f} events/s that adds "
-                    f"{_usd(self.fixed_monthly_total / monthly_events * 1e6)} per million events"
-                )
-        if self.functions:
-            lines.append("Functions (REPORT lines):")
-            for fn in self.functions:
-                cold = len(fn.init_ms)
-                init = f", INIT mean {sum(fn.init_ms) / cold:.0f} ms" if cold else ""
-                per_inv = fn.handled / fn.invocations if fn.invocations else 0.0
-                lines.append(
-                    f"  {fn.stage:<10} {fn.memory_mb} MB {fn.architecture:<7} "
-                    f"{fn.invocations:,} invocations, {per_inv:.1f} records each, "
-                    f"{cold} cold start{'s' if cold != 1 else ''}{init}"
-                )
-        if self.memory_rows:
-            lines.append(
-                "Memory sizes (estimate; * cheapest, + fastest, ! below the peak memory used):"
-            )
-            for row in self.memory_rows:
-                mark = ("*" if row.cheapest else "") + ("+" if row.fastest else "")
-                mark += "" if row.fits else "!"
-                unit = "ms/event" if row.function == "pipeline" else "ms"
-                lines.append(
-                    f"  {row.function:<10} {row.memory_mb:>5} MB {row.duration_ms:>9.1f} "
-                    f"{unit:<8} {_usd(row.per_million):>10} {mark}".rstrip()
-                )
-        if self.unpriced:
-            shown = ", ".join(f"{s} {o} {c:,}" for s, o, c in self.unpriced[:6])
-            more = f" (+{len(self.unpriced) - 6} more)" if len(self.unpriced) > 6 else ""
-            lines.append(f"Counted, not priced here: {shown}{more}")
-        if self.assumptions:
-            lines.append("Assumptions:")
-            lines.extend(f"  - {a}" for a in self.assumptions)
-        return "\n".join(lines)
 
 
 def fit_overhead(samples: Sequence[tuple[float, int]]) -> tuple[float, float, str | None]:
@@ -780,11 +652,3 @@ def _assumptions(m: Measurement, round_trip_ms: float, with_memory: bool) -> tup
         notes.append("API calls were not counted here: estimated from invocations and records.")
     notes.extend(m.notes)
     return tuple(notes)
-
-
-def _usd(value: float) -> str:
-    if value == 0:
-        return "$0"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"

@@ -646,6 +646,7 @@ def _cold_starts_and_cost(
     from streamline.cost.measure import collect_reports, measure
     from streamline.cost.model import estimate
     from streamline.cost.prices import PRICES
+    from streamline.cost.render import render_text
     from streamline.local.api_calls import API_CALLS
     from streamline.ops.target import Target
 
@@ -667,7 +668,7 @@ def _cold_starts_and_cost(
         [starts[stage] for stage in STAGES if stage in starts],
         cost.per_million_total,
         cost.baseline_per_million_total,
-        cost.render(),
+        render_text(cost),
     )
 
 
