@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamline.cost.measure import CostError, measure
-from streamline.cost.model import estimate
 from streamline.cost.prices import PRICES
+from streamline.cost.pricing import estimate
 from streamline.cost.render import render_json, render_text
 from streamline.ops.logs import LogsError, parse_since
 from streamline.ops.target import (

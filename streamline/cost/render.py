@@ -5,7 +5,7 @@ only formats one, so the model stays numbers and the wording lives in one place.
 
 Example::
 
-    from streamline.cost.model import estimate
+    from streamline.cost.pricing import estimate
     from streamline.cost.render import render_text
 
     print(render_text(estimate(measurement, PRICES, memory_sizes=[128, 256, 512, 1024])))
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streamline.cost.model import HOURS_PER_MONTH, CostReport, LineItem
+from streamline.cost.model import CostReport, LineItem
+from streamline.cost.pricing import HOURS_PER_MONTH
 
 __all__ = ["render_json", "render_text"]
 

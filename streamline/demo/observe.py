@@ -297,8 +297,8 @@ def cold_starts_and_cost(
     """Cold starts per stage (REPORT lines), and the window's cost per million events: ours,
     the one-call-per-record baseline's, and the cost table as text."""
     from streamline.cost.measure import collect_reports, measure
-    from streamline.cost.model import estimate
     from streamline.cost.prices import PRICES
+    from streamline.cost.pricing import estimate
     from streamline.cost.render import render_text
     from streamline.local.api_calls import API_CALLS
     from streamline.ops.target import Target

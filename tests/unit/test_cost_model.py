@@ -9,15 +9,14 @@ from __future__ import annotations
 import pytest
 
 from streamline.cost.model import (
-    GIB,
     FunctionUsage,
     Measurement,
-    estimate,
     fit_overhead,
     invocation_ms,
     one_call_per_record,
 )
 from streamline.cost.prices import PRICES, Price, PriceTable
+from streamline.cost.pricing import GIB, estimate
 from streamline.cost.render import render_text
 from streamline.cost.report_lines import parse_report, summarise
 from streamline.local.api_calls import ESM, CallTally
