@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Ops commands: each module registers its own subcommand and reports its own errors.
     from streamline.cost.cli import register as register_cost
-    from streamline.ops.alarms import register as register_alarms
+    from streamline.ops.alarm_states import register as register_alarms
     from streamline.ops.dashboard import register as register_dashboard
     from streamline.ops.logs import register as register_logs
     from streamline.ops.quarantine import register as register_quarantine

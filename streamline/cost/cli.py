@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamline.cost.measure import CostError, measure
-from streamline.cost.model import estimate
 from streamline.cost.prices import PRICES
+from streamline.cost.pricing import estimate
+from streamline.cost.render import render_json, render_text
 from streamline.ops.logs import LogsError, parse_since
 from streamline.ops.target import (
     Target,
@@ -111,9 +112,9 @@ def run(args: argparse.Namespace, target: Target | None = None) -> int:
     except Exception as exc:
         return command_error(exc, "cannot measure", CostError, LogsError)
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        print(json.dumps(render_json(report), indent=2))
     else:
-        print(report.render())
+        print(render_text(report))
     return 0
 
 

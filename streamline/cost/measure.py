@@ -14,11 +14,12 @@ Example::
 
     from datetime import UTC, datetime, timedelta
     from streamline.cost.measure import measure
-    from streamline.cost.model import estimate
     from streamline.cost.prices import PRICES
+    from streamline.cost.pricing import estimate
+    from streamline.cost.render import render_text
 
     m = measure(target, since=datetime.now(UTC) - timedelta(hours=1), events=None)
-    print(estimate(m, PRICES).render())
+    print(render_text(estimate(m, PRICES)))
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ changes; tasks straight into the SQS queues -> fulfil / notify) with injected po
 transient faults, wait until the pipeline is idle, run the recovery workflow until the failure
 queues are drained, then summarise what happened and check conservation: every event is in the
 sink exactly once or quarantined with its reason. Exit status 1 when that check fails.
+This module drives the run; :mod:`streamline.demo.observe` watches it and reads what it left.
 
 Example::
 
@@ -23,33 +24,40 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamline.demo.conservation import (
-    DYNAMODB,
-    KINESIS,
-    SQS,
-    Effect,
-    Quarantined,
-    check,
-    event_ids_in,
+from streamline.demo.conservation import DYNAMODB, KINESIS, SQS, Effect, check
+from streamline.demo.observe import (
+    Progress,
+    Watch,
+    activity,
+    api_calls_since,
+    cold_starts_and_cost,
+    failure_queue_depths,
+    latencies,
+    quarantined_records,
+    scan_table,
+    settled,
+    stage_counts,
+    wait_for_interrupt,
 )
-from streamline.demo.report import ColdStarts, StageCounts, Summary, percentile
+from streamline.demo.report import Summary
 from streamline.local.state import DEFAULT_STATE_DIR
-from streamline.topology import failure_queue_names, function_outputs
+
+if TYPE_CHECKING:
+    from streamline.demo.observe import Cloud
+    from streamline.local.cloud import LocalCloud
 
 __all__ = [
     "DemoError",
     "DemoOptions",
     "RecoveryTally",
-    "failure_queue_depths",
+    "path_producers",
     "process_and_recover",
-    "quarantined_records",
     "run_demo",
     "run_pipeline",
-    "scan_table",
     "split_paths",
 ]
 
@@ -63,10 +71,6 @@ MAX_CONCURRENT_RECOVERIES = 4
 #: through by the mapping itself, as most transient faults are), and how long they last.
 LONG_TRANSIENT_SHARE = 0.2
 LONG_TRANSIENT = timedelta(seconds=30)
-#: The processors, by the stack output naming their function.
-STAGES = function_outputs()
-#: Where failures wait for recovery (stack output -> short name).
-FAILURE_QUEUES = failure_queue_names()
 
 
 class DemoError(Exception):
@@ -142,22 +146,6 @@ def lengthen_some_transients(planned: Sequence[Any], rng: random.Random) -> tupl
     return result, lengthened
 
 
-class _Progress:
-    def __init__(self, out: Callable[[str], None]) -> None:
-        self.out = out
-        self.started = time.monotonic()
-        self.steps: dict[str, float] = {}
-        self._step_start = self.started
-
-    def step(self, name: str, message: str) -> None:
-        self.out(f"[{time.monotonic() - self.started:6.1f} s] {message}")
-        self._current = name
-        self._step_start = time.monotonic()
-
-    def done(self) -> None:
-        self.steps[self._current] = time.monotonic() - self._step_start
-
-
 def run_demo(
     options: DemoOptions,
     out: Callable[[str], None] = print,
@@ -193,7 +181,7 @@ def run_demo(
             f"{state.root}); stop it with `streamline local down` or pass --state-dir"
         )
 
-    progress = _Progress(out)
+    progress = Progress(out)
     progress.step("start", "starting the local cloud (moto server + Lambda runtime + ESM engine)")
     cloud = LocalCloud(port=options.port, state_dir=state.root, publish=True)
     try:
@@ -212,21 +200,13 @@ def run_demo(
                 "  .venv/bin/streamline status         # backlog, DLQs, last errors\n"
                 "Ctrl-C here stops it."
             )
-            _wait_for_interrupt()
+            wait_for_interrupt()
         return summary
     finally:
         cloud.stop()
 
 
-def _wait_for_interrupt() -> None:
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-
-
-def _run(cloud: Any, app: Path, options: DemoOptions, progress: _Progress) -> Summary:
+def _run(cloud: LocalCloud, app: Path, options: DemoOptions, progress: Progress) -> Summary:
     progress.step("deploy", f"cdk deploy {app.name} (4 stacks) into {cloud.endpoint_url}")
     outputs: dict[str, str] = {}
     for stack_outputs in cloud.deploy(app).values():
@@ -236,11 +216,11 @@ def _run(cloud: Any, app: Path, options: DemoOptions, progress: _Progress) -> Su
 
 
 def run_pipeline(
-    cloud: Any,
+    cloud: LocalCloud,
     outputs: Mapping[str, str],
     options: DemoOptions,
     *,
-    progress: _Progress | None = None,
+    progress: Progress | None = None,
     out: Callable[[str], None] = print,
     planned: Sequence[Any] | None = None,
     after_produce: Callable[[Any], Any] | None = None,
@@ -254,7 +234,7 @@ def run_pipeline(
     from streamline.local.api_calls import API_CALLS
     from streamline.producers import generate_events
 
-    progress = progress or _Progress(out)
+    progress = progress or Progress(out)
     window_start = cloud.clock.now()
     calls_before = API_CALLS.snapshot()
 
@@ -317,7 +297,7 @@ def run_pipeline(
     return summary
 
 
-def path_producers(cloud: Any, outputs: Mapping[str, str]) -> dict[str, list[Any]]:
+def path_producers(cloud: Cloud, outputs: Mapping[str, str]) -> dict[str, list[Any]]:
     """The producers of each path into the deployed pipeline (see :data:`PATH_SHARES`)."""
     from streamline.producers import DynamoDbProducer, KinesisProducer, SqsProducer
 
@@ -335,7 +315,7 @@ def path_producers(cloud: Any, outputs: Mapping[str, str]) -> dict[str, list[Any
 
 
 def _produce(
-    cloud: Any,
+    cloud: Cloud,
     outputs: Mapping[str, str],
     by_path: Mapping[str, Sequence[Any]],
     out: Callable[[str], None],
@@ -372,8 +352,8 @@ class RecoveryTally:
     failed: list[str] = dataclasses.field(default_factory=list)
 
 
-def process_and_recover(  # noqa: C901 - the demo's phases in order; issue 12 splits observe.py
-    cloud: Any,
+def process_and_recover(
+    cloud: Cloud,
     outputs: Mapping[str, str],
     *,
     timeout: float,
@@ -395,25 +375,12 @@ def process_and_recover(  # noqa: C901 - the demo's phases in order; issue 12 sp
     """
     sfn = cloud.client("stepfunctions")
     sqs = cloud.client("sqs")
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + report_every
-    next_progress_check = 0.0
-    progress: tuple[Any, ...] = ()
+    watch = Watch(cloud, timeout=timeout, out=out, report_every=report_every, on_wait=on_wait)
     running: list[str] = []
     tally = RecoveryTally()
     passes = idle_passes = 0
     while True:
-        for arn in list(running):
-            execution = sfn.describe_execution(executionArn=arn)
-            if execution["status"] == "RUNNING":
-                continue
-            running.remove(arn)
-            if execution["status"] != "SUCCEEDED":
-                tally.failed.append(f"{arn.rsplit(':', 1)[-1]} {execution['status']}")
-                continue
-            result = json.loads(execution.get("output") or "{}")
-            tally.replayed += int(result.get("replayed", 0))
-            tally.quarantined += int(result.get("quarantined", 0))
+        _settle_finished(sfn, running, tally)
         if not running and time.time() >= recover_from:
             depth = failure_queue_depths(cloud, outputs, sqs)
             busy = bool(cloud.busy())
@@ -428,139 +395,64 @@ def process_and_recover(  # noqa: C901 - the demo's phases in order; issue 12 sp
                             + (f" ({len(tally.failed)} failed)" if tally.failed else "")
                         )
                 passes += 1
-                # One execution drains up to 10 messages per failure queue (its state must stay
-                # small); concurrent executions are safe (the ledger's conditional writes bound
-                # replays), so a deep queue gets several at once.
-                runs = max(1, min(MAX_CONCURRENT_RECOVERIES, -(-max(depth.values()) // 10)))
-                running = [
-                    sfn.start_execution(
-                        stateMachineArn=outputs["RecoveryStateMachineArn"],
-                        input=json.dumps({"trigger": "streamline demo"}),
-                    )["executionArn"]
-                    for _ in range(runs)
-                ]
-                tally.executions += runs
+                running = _start_recoveries(sfn, outputs, depth, tally)
                 queued = ", ".join(f"{name} {n}" for name, n in depth.items() if n)
-                out(f"           recovery run {passes}: {runs} executions for {queued}")
-            elif not busy and not any(depth.values()):
-                try:
-                    cloud.wait_idle(timeout=2.0)
-                except TimeoutError:
-                    pass
-                else:
-                    if not any(failure_queue_depths(cloud, outputs, sqs).values()):
-                        return tally
-        now = time.monotonic()
-        if now >= next_progress_check:
-            # A deadline on progress, not on the clock: a loaded machine is slow, not stuck.
-            next_progress_check = now + 2.0
-            current = _progress(cloud, tally)
-            if current != progress:
-                progress, deadline = current, now + timeout
-        if now > deadline:
+                out(f"           recovery run {passes}: {len(running)} executions for {queued}")
+            elif not busy and not any(depth.values()) and settled(cloud, outputs, sqs):
+                return tally
+        # Progress: records consumed, events invoked, recovery runs ending.
+        if watch.stalled(
+            lambda: (
+                *activity(cloud),
+                tally.executions,
+                tally.replayed,
+                tally.quarantined,
+                len(tally.failed),
+            )
+        ):
             raise DemoError(
                 f"the pipeline made no progress for {timeout:g} s: still busy {cloud.busy()}"
             )
-        if time.monotonic() >= next_report:
-            next_report += report_every
-            out(
-                f"           still busy: {_backlog(cloud)}; replayed {tally.replayed}, "
-                f"quarantined {tally.quarantined} so far"
-            )
-        if on_wait is not None:
-            on_wait(cloud)
-        time.sleep(0.5)
+        watch.report(f"replayed {tally.replayed}, quarantined {tally.quarantined} so far")
+        watch.pause()
 
 
-def _progress(cloud: Any, tally: RecoveryTally) -> tuple[Any, ...]:
-    """What changes while the pipeline works: records left, async events, recovery counts."""
-    mappings = cloud.esm.status() if cloud.esm is not None else []
-    positions = tuple(
-        (m.get("uuid"), str(m.get("position")), m.get("succeeded"), m.get("backlog"))
-        for m in mappings
-        if isinstance(m, dict)
-    )
-    queued = cloud.async_engine.status() if cloud.async_engine is not None else {}
-    return (
-        positions,
-        queued.get("invocations"),
-        queued.get("queued"),
-        tally.executions,
-        tally.replayed,
-        tally.quarantined,
-        len(tally.failed),
-    )
-
-
-def _backlog(cloud: Any) -> str:
-    mappings = cloud.esm.status() if cloud.esm is not None else []
-    if isinstance(mappings, dict):
-        mappings = mappings.get("mappings", [])
-    backlog = sum(int(m.get("backlog") or 0) for m in mappings)
-    queued = cloud.async_engine.status() if cloud.async_engine is not None else {}
-    pending = int(queued.get("queued", 0)) + int(queued.get("in_flight", 0))
-    return f"{backlog} records in sources, {pending} async events"
-
-
-def failure_queue_depths(
-    cloud: Any, outputs: Mapping[str, str], sqs: Any | None = None
-) -> dict[str, int]:
-    """Messages (visible or in flight) in each failure queue, by short name."""
-    sqs = sqs or cloud.client("sqs")
-    depths: dict[str, int] = {}
-    for output, name in FAILURE_QUEUES.items():
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=outputs[output],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        depths[name] = int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-    return depths
-
-
-def scan_table(cloud: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in cloud.client("dynamodb").get_paginator("scan").paginate(TableName=table):
-        items += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
-    return items
-
-
-def quarantined_records(cloud: Any, outputs: Mapping[str, str]) -> list[Quarantined]:
-    s3 = cloud.client("s3")
-    found: list[Quarantined] = []
-    for item in scan_table(cloud, outputs["RecoveryTableName"]):
-        if item.get("state") != "QUARANTINED" or not item.get("s3_key"):
+def _settle_finished(sfn: Any, running: list[str], tally: RecoveryTally) -> None:
+    """Count what the recovery executions that ended did; drop them from ``running``."""
+    for arn in list(running):
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] == "RUNNING":
             continue
-        body = s3.get_object(Bucket=outputs["QuarantineBucketName"], Key=item["s3_key"])["Body"]
-        document = json.loads(body.read())
-        found.append(
-            Quarantined(
-                record_id=str(item["record_id"]),
-                reason=str(document.get("reason") or item.get("reason") or ""),
-                event_ids=event_ids_in(document),
-            )
-        )
-    return found
+        running.remove(arn)
+        if execution["status"] != "SUCCEEDED":
+            tally.failed.append(f"{arn.rsplit(':', 1)[-1]} {execution['status']}")
+            continue
+        result = json.loads(execution.get("output") or "{}")
+        tally.replayed += int(result.get("replayed", 0))
+        tally.quarantined += int(result.get("quarantined", 0))
 
 
-def _metric_sum(
-    cloud: Any, namespace: str, name: str, dims: Mapping[str, str], start: float
-) -> int:
-    response = cloud.client("cloudwatch").get_metric_statistics(
-        Namespace=namespace,
-        MetricName=name,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-        StartTime=datetime.fromtimestamp(start - 60, tz=UTC),
-        EndTime=datetime.fromtimestamp(cloud.clock.now() + 60, tz=UTC),
-        Period=86400,
-        Statistics=["Sum"],
-    )
-    return int(sum(point["Sum"] for point in response["Datapoints"]))
+def _start_recoveries(
+    sfn: Any, outputs: Mapping[str, str], depth: Mapping[str, int], tally: RecoveryTally
+) -> list[str]:
+    """Start the recovery executions one pass needs; returns their ARNs."""
+    # One execution drains up to 10 messages per failure queue (its state must stay small);
+    # concurrent executions are safe (the ledger's conditional writes bound replays), so a deep
+    # queue gets several at once.
+    runs = max(1, min(MAX_CONCURRENT_RECOVERIES, -(-max(depth.values()) // 10)))
+    started = [
+        sfn.start_execution(
+            stateMachineArn=outputs["RecoveryStateMachineArn"],
+            input=json.dumps({"trigger": "streamline demo"}),
+        )["executionArn"]
+        for _ in range(runs)
+    ]
+    tally.executions += runs
+    return started
 
 
 def _collect(
-    cloud: Any,
+    cloud: LocalCloud,
     outputs: Mapping[str, str],
     by_path: Mapping[str, Sequence[Any]],
     sent_at: Mapping[str, float],
@@ -569,8 +461,6 @@ def _collect(
     calls_before: Mapping[tuple[str, str, str], int],
     tally: RecoveryTally,
 ) -> Summary:
-    from streamline.local.api_calls import API_CALLS
-
     cloud.metrics.flush()
     effects = [
         Effect(str(i["effect_id"]), str(i.get("event_id", "")), str(i.get("created_at", "")))
@@ -578,49 +468,10 @@ def _collect(
     ]
     conservation = check(by_path, effects, quarantined_records(cloud, outputs))
     total = sum(len(events) for events in by_path.values())
-
-    calls: dict[str, int] = defaultdict(int)
-    for (caller, _service, _operation), count in API_CALLS.snapshot().items():
-        calls[caller] += count - calls_before.get((caller, _service, _operation), 0)
-    stages: list[StageCounts] = []
-    for stage, output in STAGES.items():
-        function = outputs[output]
-        stages.append(
-            StageCounts(
-                stage=stage,
-                invocations=_metric_sum(
-                    cloud, "AWS/Lambda", "Invocations", {"FunctionName": function}, window_start
-                ),
-                records_processed=_metric_sum(
-                    cloud, "Streamline", "RecordsProcessed", {"service": stage}, window_start
-                ),
-                records_failed=_metric_sum(
-                    cloud, "Streamline", "RecordsFailed", {"service": stage}, window_start
-                ),
-                records_poisoned=_metric_sum(
-                    cloud, "Streamline", "RecordsPoisoned", {"service": stage}, window_start
-                ),
-                api_calls=calls.get(function, 0),
-            )
-        )
-
-    latencies: dict[str, list[float]] = defaultdict(list)
-    first_effect: dict[str, float] = {}
-    for effect in effects:
-        if effect.event_id in sent_at and effect.created_at:
-            at = datetime.fromisoformat(effect.created_at).timestamp()
-            first_effect[effect.event_id] = max(first_effect.get(effect.event_id, 0.0), at)
-    transient = {e.event_id for events in by_path.values() for e in events if e.fault != "none"}
-    for event_id, at in first_effect.items():
-        bucket = "replayed" if event_id in transient else "first pass"
-        latencies[bucket].append((at - sent_at[event_id]) * 1000.0)
-    latency: dict[str, float | None] = {
-        "p50": percentile(latencies["first pass"], 50),
-        "p99": percentile(latencies["first pass"], 99),
-        "p50 after replay": percentile(latencies["replayed"], 50),
-    }
-
-    cold_starts, cost, baseline, table = _cold_starts_and_cost(cloud, outputs, window_start, total)
+    calls = api_calls_since(calls_before)
+    stages = stage_counts(cloud, outputs, window_start, calls)
+    latency = latencies(effects, by_path, sent_at)
+    cold_starts, cost, baseline, table = cold_starts_and_cost(cloud, outputs, window_start, total)
     return Summary(
         produced={path: len(events) for path, events in by_path.items()},
         faults=dict(faults),
@@ -637,37 +488,6 @@ def _collect(
         conservation=conservation,
         seconds={},
         client_calls_per_event=calls.get("client", 0) / total if total else 0.0,
-    )
-
-
-def _cold_starts_and_cost(
-    cloud: Any, outputs: Mapping[str, str], window_start: float, events: int
-) -> tuple[list[ColdStarts], float | None, float | None, str]:
-    from streamline.cost.measure import collect_reports, measure
-    from streamline.cost.model import estimate
-    from streamline.cost.prices import PRICES
-    from streamline.local.api_calls import API_CALLS
-    from streamline.ops.target import Target
-
-    target = Target(cloud.endpoint_url, None, None, "dev")
-    since = datetime.fromtimestamp(window_start, tz=UTC) - timedelta(seconds=5)
-    functions = [outputs[o] for o in STAGES.values()]
-    reports = collect_reports(target, functions, since)
-    stage_of = {outputs[output]: stage for stage, output in STAGES.items()}
-    starts: dict[str, ColdStarts] = {}
-    for report in reports:
-        if report.init_ms is not None:
-            name = stage_of.get(report.function, report.function)
-            entry = starts.setdefault(name, ColdStarts(name, 0))
-            entry.count += 1
-            entry.init_ms.append(report.init_ms)
-    measurement = measure(target, since=since, events=events, api_calls=API_CALLS)
-    cost = estimate(measurement, PRICES)
-    return (
-        [starts[stage] for stage in STAGES if stage in starts],
-        cost.per_million_total,
-        cost.baseline_per_million_total,
-        cost.render(),
     )
 
 

@@ -30,15 +30,8 @@ from typing import Any
 import pytest
 
 from streamline.demo.conservation import SQS, Effect, check
-from streamline.demo.run import (
-    PATH_SHARES,
-    failure_queue_depths,
-    path_producers,
-    process_and_recover,
-    quarantined_records,
-    scan_table,
-    split_paths,
-)
+from streamline.demo.observe import failure_queue_depths, quarantined_records, scan_table
+from streamline.demo.run import PATH_SHARES, path_producers, process_and_recover, split_paths
 from streamline.producers import (
     generate_events,
 )

@@ -20,14 +20,8 @@ from typing import Any
 import pytest
 
 from streamline.demo.conservation import Effect, check
-from streamline.demo.run import (
-    PATH_SHARES,
-    path_producers,
-    process_and_recover,
-    quarantined_records,
-    scan_table,
-    split_paths,
-)
+from streamline.demo.observe import quarantined_records, scan_table
+from streamline.demo.run import PATH_SHARES, path_producers, process_and_recover, split_paths
 from streamline.local.deploy import deploy
 from streamline.local.remote import RemoteCloud
 from streamline.producers import generate_events

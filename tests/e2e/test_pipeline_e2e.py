@@ -13,13 +13,8 @@ from typing import Any
 
 import pytest
 
-from streamline.demo.run import (
-    DemoOptions,
-    failure_queue_depths,
-    quarantined_records,
-    run_pipeline,
-    scan_table,
-)
+from streamline.demo.observe import failure_queue_depths, quarantined_records, scan_table
+from streamline.demo.run import DemoOptions, run_pipeline
 from streamline.local.esm.testing import wait_until
 from streamline.producers import generate_events
 from tests.conftest import E2E

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streamline.local.alarm_evaluator import (
+from streamline.local.alarm_rules import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,

@@ -9,15 +9,15 @@ from __future__ import annotations
 import pytest
 
 from streamline.cost.model import (
-    GIB,
     FunctionUsage,
     Measurement,
-    estimate,
     fit_overhead,
     invocation_ms,
     one_call_per_record,
 )
 from streamline.cost.prices import PRICES, Price, PriceTable
+from streamline.cost.pricing import GIB, estimate
+from streamline.cost.render import render_text
 from streamline.cost.report_lines import parse_report, summarise
 from streamline.local.api_calls import ESM, CallTally
 
@@ -262,7 +262,7 @@ def test_fit_overhead_splits_fixed_and_per_record_time() -> None:
 
 
 def test_render_lists_items_beside_the_baseline_with_the_ratio() -> None:
-    text = estimate(MEASURED, ROUND, memory_sizes=[512, 1024]).render()
+    text = render_text(estimate(MEASURED, ROUND, memory_sizes=[512, 1024]))
 
     assert "Lambda requests" in text and "1 call/record" in text
     assert "total per million events" in text and "x)" in text

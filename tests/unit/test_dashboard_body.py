@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from streamline.ops import dashboard
-from streamline.ops.dashboard import (
+from streamline.ops.dashboard import server
+from streamline.ops.dashboard.body import (
     DashboardError,
-    DashboardSource,
     alarm_names,
     effective_period,
     expand_metric_rows,
     fallback_stat,
-    find_chart_js,
     metric_queries,
     parse_body,
     time_window,
 )
+from streamline.ops.dashboard.server import find_chart_js
+from streamline.ops.dashboard.source import DashboardSource
 from streamline.ops.target import Target
 
 ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:"
@@ -448,6 +448,6 @@ def test_a_missing_chart_library_names_make_setup(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     assert find_chart_js().name == "chart.umd.min.js"  # installed by make setup (npm ci)
-    monkeypatch.setattr(dashboard, "CHART_JS", tmp_path / "absent.js")
+    monkeypatch.setattr(server, "CHART_JS", tmp_path / "absent.js")
     with pytest.raises(DashboardError, match="make setup"):
         find_chart_js(tmp_path)

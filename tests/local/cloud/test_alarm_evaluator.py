@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from streamline.local.alarm_evaluator import ALARM, INSUFFICIENT_DATA, OK, AlarmEvaluator
+from streamline.local.alarm_evaluator import AlarmEvaluator
+from streamline.local.alarm_rules import ALARM, INSUFFICIENT_DATA, OK
 from streamline.local.cloud import LocalCloud
 from streamline.local.contracts import ManualClock
 from streamline.local.esm.testing import wait_until

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streamline.local.cloud import LocalCloud
-from streamline.ops.alarms import run
+from streamline.ops.alarm_states import run
 from streamline.ops.target import Target
 
 

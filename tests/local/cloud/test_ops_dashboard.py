@@ -28,14 +28,9 @@ from playwright.sync_api import Route, sync_playwright
 
 from streamline.cli import build_parser
 from streamline.local.cloud import LocalCloud
-from streamline.ops.dashboard import (
-    DashboardServer,
-    DashboardSource,
-    alarm_names,
-    make_server,
-    parse_body,
-)
+from streamline.ops.dashboard import DashboardServer, DashboardSource, make_server, parse_body
 from streamline.ops.dashboard import run as run_dashboard
+from streamline.ops.dashboard.body import alarm_names
 from streamline.ops.target import Target
 from tests.local.cloud.deployed import eventually
 
