@@ -30,11 +30,6 @@ from streamline.local.alarm_rules import (
     evaluate,
 )
 
-# TEMPORARY, for the merge only: streamline/local/patches.py (being split on another branch,
-# not to be edited here) imports ``percentile`` from this module. Once both branches are merged,
-# that import names streamline.local.alarm_rules and this line goes.
-from streamline.local.alarm_rules import percentile as percentile
-
 if TYPE_CHECKING:
     from streamline.local.contracts import Clock
     from streamline.local.server import Backends

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from streamline.local.alarm_rules import percentile
 from streamline.local.patches.registry import install, moto_original, moto_patch
 
 
@@ -249,8 +250,6 @@ def cloudwatch_alarms_start_insufficient_data() -> None:
 
 
 def _percentile_or_none(values: list[float], statistic: str) -> float | None:
-    from streamline.local.alarm_evaluator import percentile
-
     try:
         return percentile(values, statistic)
     except ValueError:
