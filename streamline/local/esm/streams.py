@@ -9,22 +9,18 @@ retries (15), partial-failure resume (16), bisect (17), record age (18) and on-f
 (18-19). The checkpoint (``state_dir/checkpoints/<uuid>/<shard>.json``) only advances past
 records that succeeded or were handed to the on-failure destination.
 
-Records are read from moto's models directly under the backends lock (``Shard.records`` for
-Kinesis, ``StreamShard.items`` for DynamoDB), never through shard iterators (moto keeps every
-DynamoDB iterator forever).
+Records are read from moto's models directly under the backends lock by a stream source
+(:mod:`streamline.local.esm.sources`), never through shard iterators.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import threading
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
@@ -32,205 +28,10 @@ from streamline.local.esm.config import MappingConfig, SourceKind
 from streamline.local.esm.destinations import failure_record
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
-from streamline.local.esm.worker import Backoff, MappingWorker, WorkerState, log
+from streamline.local.esm.sources import DynamoDBSource, KinesisSource, PolledRecord, StreamSource
+from streamline.local.esm.worker import Backoff, EngineContext, MappingWorker, WorkerState, log
 
-__all__ = ["PolledRecord", "ShardWorker", "StreamWorker"]
-
-
-@dataclass(slots=True)
-class PolledRecord:
-    """One record polled from a shard, with what ordering, checkpoints and record age need
-    (not orderflow's StreamRecord, a record re-read for a replay)."""
-
-    seq: int
-    seq_str: str
-    partition_key: str
-    arrival: float
-    record: dict[str, Any]
-
-
-@dataclass(slots=True)
-class ShardInfo:
-    shard_id: str
-    closed: bool
-    parent: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Sources: how to list shards and read records from moto's models (call under the lock).
-# ---------------------------------------------------------------------------------------------
-class _KinesisSource:
-    batch_info_key = "KinesisBatchInfo"
-
-    def __init__(self, backends: Any, arn: str) -> None:
-        self.backends = backends
-        self.arn = arn
-        self._role: str | None = None
-
-    def _stream(self) -> Any:
-        for stream in self.backends.kinesis().streams.values():
-            if stream.arn == self.arn:
-                return stream
-        raise LookupError(f"Kinesis stream {self.arn} does not exist")
-
-    def shards(self) -> list[ShardInfo]:
-        return [
-            ShardInfo(s.shard_id, not s.is_open, s.parent) for s in self._stream().shards.values()
-        ]
-
-    def latest(self, shard_id: str) -> int:
-        records = self._stream().shards[shard_id].records
-        return int(next(reversed(records))) if records else 0
-
-    def trim_horizon(self, shard_id: str) -> int:
-        return 0
-
-    def position_before(self, shard_id: str, when: float) -> int:
-        """Sequence number of the last record that arrived before ``when`` (0 if none)."""
-        records = self._stream().shards[shard_id].records
-        for seq in reversed(records):
-            if records[seq].created_at < when:
-                return int(seq)
-        return 0
-
-    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[PolledRecord]:
-        records = self._stream().shards[shard_id].records
-        out: list[PolledRecord] = []
-        seq = after + 1
-        # moto numbers each shard's records 1, 2, 3...: direct lookups keep reads O(batch).
-        while len(out) < limit and seq in records:
-            out.append(self._shape(shard_id, records[seq], role))
-            seq += 1
-        if not out and records and next(reversed(records)) > after:
-            for key, value in records.items():  # a gap (resharding): fall back to a scan
-                if key > after:
-                    out.append(self._shape(shard_id, value, role))
-                    if len(out) >= limit:
-                        break
-        return out
-
-    def _shape(self, shard_id: str, record: Any, role: str | None) -> PolledRecord:
-        data = record.data
-        if isinstance(data, bytes):
-            import base64
-
-            data = base64.b64encode(data).decode()
-        seq = str(record.sequence_number)
-        shaped = {
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": record.partition_key,
-                "sequenceNumber": seq,
-                "data": data,
-                "approximateArrivalTimestamp": round(record.created_at, 3),
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": f"{shard_id}:{seq}",
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": role or "",
-            "awsRegion": self.backends.region,
-            "eventSourceARN": self.arn,
-        }
-        return PolledRecord(
-            int(record.sequence_number), seq, record.partition_key, record.created_at, shaped
-        )
-
-
-class _DynamoDBSource:
-    batch_info_key = "DDBStreamBatchInfo"
-
-    def __init__(self, backends: Any, arn: str) -> None:
-        self.backends = backends
-        self.arn = arn
-
-    def _shard(self) -> Any:
-        for table in self.backends.dynamodb().tables.values():
-            shard = table.stream_shard
-            if (
-                shard is not None
-                and f"{table.table_arn}/stream/{table.latest_stream_label}" == self.arn
-            ):
-                return shard
-        raise LookupError(f"DynamoDB stream {self.arn} does not exist")
-
-    def shards(self) -> list[ShardInfo]:
-        return [ShardInfo(self._shard().id, False)]
-
-    def latest(self, shard_id: str) -> int:
-        shard = self._shard()
-        return int(shard.starting_sequence_number) + len(shard.items) - 1
-
-    def trim_horizon(self, shard_id: str) -> int:
-        return int(self._shard().starting_sequence_number) - 1
-
-    def position_before(self, shard_id: str, when: float) -> int:
-        shard = self._shard()
-        start = int(shard.starting_sequence_number)
-        for index in range(len(shard.items) - 1, -1, -1):
-            if _epoch(shard.items[index].record["dynamodb"]["ApproximateCreationDateTime"]) < when:
-                return start + index
-        return start - 1
-
-    def read(self, shard_id: str, after: int, limit: int, role: str | None) -> list[PolledRecord]:
-        shard = self._shard()
-        begin = max(0, after + 1 - int(shard.starting_sequence_number))
-        out = []
-        for item in shard.items[begin : begin + limit]:
-            raw = item.record
-            # Binary (B, BS) as the stream's JSON carries it: base64 text. moto holds bytes,
-            # which no JSON payload can hold (one such item once killed the shard's worker).
-            dynamodb = _binary_as_base64(copy.deepcopy(raw["dynamodb"]))
-            arrival = _epoch(dynamodb["ApproximateCreationDateTime"])
-            dynamodb["ApproximateCreationDateTime"] = int(arrival)
-            ordered = {
-                key: dynamodb[key]
-                for key in (
-                    "ApproximateCreationDateTime",
-                    "Keys",
-                    "NewImage",
-                    "OldImage",
-                    "SequenceNumber",
-                    "SizeBytes",
-                    "StreamViewType",
-                )
-                if key in dynamodb
-            }
-            shaped = {
-                "eventID": raw["eventID"],
-                "eventName": raw["eventName"],
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": self.backends.region,
-                "dynamodb": ordered,
-                "eventSourceARN": self.arn,
-            }
-            out.append(
-                PolledRecord(
-                    int(dynamodb["SequenceNumber"]),
-                    str(dynamodb["SequenceNumber"]),
-                    json.dumps(dynamodb.get("Keys"), sort_keys=True),
-                    arrival,
-                    shaped,
-                )
-            )
-        return out
-
-
-def _binary_as_base64(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {key: _binary_as_base64(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_binary_as_base64(item) for item in value]
-    return value
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    return float(value)
+__all__ = ["ShardWorker", "StreamWorker"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,12 +40,12 @@ def _epoch(value: Any) -> float:
 class StreamWorker(MappingWorker):
     """One Kinesis / DynamoDB Streams mapping: shard discovery plus one thread per shard."""
 
-    def __init__(self, config: MappingConfig, ctx: Any, *, first_seen: float) -> None:
+    def __init__(self, config: MappingConfig, ctx: EngineContext, *, first_seen: float) -> None:
         super().__init__(config, ctx)
         if config.kind is SourceKind.KINESIS:
-            self.source: Any = _KinesisSource(ctx.backends, config.source_arn)
+            self.source: StreamSource = KinesisSource(ctx.backends, config.source_arn)
         else:
-            self.source = _DynamoDBSource(ctx.backends, config.source_arn)
+            self.source = DynamoDBSource(ctx.backends, config.source_arn)
         # LATEST means records that arrive after the mapping was created; the validation patch
         # stamps the creation time, else the engine's first sighting (minus its poll lag).
         self.latest_from = config.created_at or (first_seen - ctx.poll_interval - 0.05)
