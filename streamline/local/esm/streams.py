@@ -15,7 +15,6 @@ Records are read from moto's models directly under the backends lock by a stream
 
 from __future__ import annotations
 
-import json
 import threading
 import zlib
 from collections import deque
@@ -23,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
+from streamline.local.contracts import InvokeResult
 from streamline.local.esm.config import MappingConfig, SourceKind
 from streamline.local.esm.destinations import failure_record
 from streamline.local.esm.filters import filter_view
+from streamline.local.esm.invoke import invoke_batch, report_iterator_age
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.sources import DynamoDBSource, KinesisSource, PolledRecord, StreamSource
 from streamline.local.esm.worker import Backoff, EngineContext, MappingWorker, WorkerState, log
@@ -426,27 +426,19 @@ class ShardWorker:
             progress(pending.records[-1].seq)
         return True
 
-    def _invoke(self, config: MappingConfig, records: list[PolledRecord]) -> Any:
+    def _invoke(self, config: MappingConfig, records: list[PolledRecord]) -> InvokeResult | None:
         self.state = WorkerState.INVOKING
         age_ms = (self.ctx.clock.now() - records[-1].arrival) * 1000
-        try:
-            # Inside the try: a record that cannot be serialised is an error the worker shows
-            # and retries with backoff, never an exception that ends the shard's thread.
-            payload = json.dumps({"Records": [r.record for r in records]}).encode()
-            result = self.ctx.invoker.invoke(config.function_arn, payload)
-        except Throttled:
-            self.error("function throttled; retrying (does not use a retry attempt)")
-            return None
-        except (FunctionNotFound, UnsupportedFunction) as exc:
-            self.error(f"{type(exc).__name__}: {exc}")
-            return None
-        except Exception as exc:
-            self.error(f"invoke failed: {type(exc).__name__}: {exc}")
-            return None
-        self.parent.count(invocations=1, records=len(records))
-        metrics = getattr(self.ctx.invoker, "metrics", None)  # LocalCloud's MetricsPublisher
-        if metrics is not None:
-            metrics.iterator_age(config.function_arn, config.source_arn, age_ms)
+        result = invoke_batch(
+            self.parent,
+            config.function_arn,
+            {"Records": [r.record for r in records]},
+            records=len(records),
+            throttled="function throttled; retrying (does not use a retry attempt)",
+            shown_on=self,
+        )
+        if result is not None:
+            report_iterator_age(self.ctx, config.function_arn, config.source_arn, age_ms)
         return result
 
     def _fail(
