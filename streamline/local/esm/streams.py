@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamline.local.contracts import InvokeResult
+from streamline.local.destinations import failure_record
 from streamline.local.esm.config import MappingConfig, SourceKind
-from streamline.local.esm.destinations import failure_record
 from streamline.local.esm.filters import filter_view
 from streamline.local.esm.invoke import invoke_batch, report_iterator_age
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
