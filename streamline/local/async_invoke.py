@@ -14,13 +14,14 @@ Implements :class:`streamline.local.contracts.AsyncSubmitter` (docs/esm-semantic
   DeadLetterConfig target gets the original event with AWS's RequestID / ErrorCode /
   ErrorMessage attributes.
 
-Deliveries go through boto3 to the local endpoint (never holding the moto lock); configuration
-is read from moto's Lambda backend under the lock. Sync and ESM invocations never come here, so
+Records and deliveries are :mod:`streamline.local.destinations`'s, in-process like the event
+source mappings' (that module says why); configuration is read from moto's Lambda backend under
+the lock. Sync and ESM invocations never come here, so
 they never use EventInvokeConfig (item 27).
 
 Example::
 
-    engine = AsyncEngine(backends, runner, ManualClock(speed=60.0), endpoint_url)
+    engine = AsyncEngine(backends, runner, ManualClock(speed=60.0))
     engine.start()
     request_id = engine.submit("my-function", b'{"order": 1}')
     ...
@@ -38,7 +39,6 @@ import queue
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from streamline.local.contracts import (
@@ -49,6 +49,8 @@ from streamline.local.contracts import (
     Throttled,
     UnsupportedFunction,
 )
+from streamline.local.destinations import destination_record, json_or_text
+from streamline.local.durability import Passthrough
 
 if TYPE_CHECKING:
     from streamline.local.durability import Mutations
@@ -59,7 +61,6 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "RETRY_DELAYS",
     "AsyncEngine",
-    "destination_record",
 ]
 
 _log = logging.getLogger(__name__)
@@ -116,57 +117,6 @@ class _Stats:
     by_function: dict[str, int] = field(default_factory=dict)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _json_or_text(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", errors="replace")
-
-
-def destination_record(
-    *,
-    request_id: str,
-    function_arn: str,
-    condition: str,
-    invoke_count: int,
-    request_payload: bytes,
-    result: InvokeResult | None,
-    timestamp: float,
-) -> dict[str, Any]:
-    """The record Lambda sends to an async invocation's destination (docs/esm-semantics.md item 26).
-
-    ``function_arn`` is qualified (``...:function:name:$LATEST``), as AWS reports it. Without
-    any invocation (an event too old before its first attempt) there is no response context.
-    """
-    record: dict[str, Any] = {
-        "version": "1.0",
-        "timestamp": _iso(timestamp),
-        "requestContext": {
-            "requestId": request_id,
-            "functionArn": function_arn,
-            "condition": condition,
-            "approximateInvokeCount": invoke_count,
-        },
-        "requestPayload": _json_or_text(request_payload),
-    }
-    if result is not None:
-        context: dict[str, Any] = {
-            "statusCode": result.status_code,
-            "executedVersion": result.executed_version,
-        }
-        if result.function_error:
-            context["functionError"] = result.function_error
-        record["responseContext"] = context
-        record["responsePayload"] = _json_or_text(result.payload)
-    return record
-
-
 class AsyncEngine:
     """Lambda's asynchronous invocation queue, retries and destinations (``AsyncSubmitter``)."""
 
@@ -181,14 +131,12 @@ class AsyncEngine:
         backends: Any,
         invoker: Invoker,
         clock: Clock,
-        endpoint_url: str,
         *,
         workers: int = 8,
     ) -> None:
         self._backends = backends
         self._invoker = invoker
         self._clock = clock
-        self._endpoint_url = endpoint_url
         self._workers = workers
         self._heap: list[tuple[float, int, _Event]] = []
         self._seq = itertools.count()
@@ -198,8 +146,6 @@ class AsyncEngine:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
         self._stats = _Stats()
 
     # -- AsyncSubmitter ------------------------------------------------------------------------
@@ -495,53 +441,20 @@ class AsyncEngine:
 
     # -- deliveries ----------------------------------------------------------------------------
 
-    def _client(self, service: str) -> Any:
-        with self._clients_lock:
-            if service not in self._clients:
-                from streamline.local.clients import make_client
-
-                self._clients[service] = make_client(service, self._endpoint_url, max_attempts=2)
-            return self._clients[service]
-
-    def _queue_url(self, queue_arn: str) -> str:
-        parts = queue_arn.split(":")
-        response = self._client("sqs").get_queue_url(
-            QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
-        )
-        return str(response["QueueUrl"])
+    def _run(self, operation: str, *args: Any) -> None:
+        """Run a delivery of :mod:`streamline.local.destinations` (journaled when durable)."""
+        (self.mutations or Passthrough(self._backends)).run(operation, *args)
 
     def _deliver(
         self, target: str, record: dict[str, Any], *, success: bool, function_arn: str
     ) -> None:
         """Send a destination record to an SQS, SNS, Lambda or EventBridge target."""
-        body = json.dumps(record)
-        service = target.split(":")[2] if target.count(":") >= 5 else ""
         try:
-            if service == "sqs":
-                self._client("sqs").send_message(QueueUrl=self._queue_url(target), MessageBody=body)
-            elif service == "sns":
-                self._client("sns").publish(TopicArn=target, Message=body)
-            elif service == "lambda":
+            if target.count(":") >= 5 and target.split(":")[2] == "lambda":
                 # A Lambda destination is invoked asynchronously, as on AWS.
-                self.submit(target, body.encode())
-            elif service == "events":
-                bus = target.split(":", 5)[5].removeprefix("event-bus/")
-                outcome = "Success" if success else "Failure"
-                response = self._client("events").put_events(
-                    Entries=[
-                        {
-                            "Source": "lambda",
-                            "DetailType": f"Lambda Function Invocation Result - {outcome}",
-                            "Detail": body,
-                            "EventBusName": bus,
-                            "Resources": [target, function_arn],
-                        }
-                    ]
-                )
-                if response.get("FailedEntryCount"):
-                    raise RuntimeError(f"PutEvents failed: {response['Entries']}")
+                self.submit(target, json.dumps(record).encode())
             else:
-                raise ValueError(f"unsupported destination {target}")
+                self._run("async.send_destination_record", target, record, success, function_arn)
         except Exception as exc:
             _log.warning("could not deliver async result to %s: %s", target, exc)
             if self.metrics is not None:
@@ -556,7 +469,7 @@ class AsyncEngine:
     def _dead_letter(self, event: _Event, target: str, condition: str) -> None:
         """Send the original event to the function's DLQ with AWS's three attributes."""
         if event.last is not None and event.last.function_error:
-            document = _json_or_text(event.last.payload)
+            document = json_or_text(event.last.payload)
             message = (
                 str(document.get("errorMessage", document))
                 if isinstance(document, dict)
@@ -574,18 +487,7 @@ class AsyncEngine:
         }
         body = event.payload.decode("utf-8", errors="replace")
         try:
-            if ":sqs:" in target:
-                self._client("sqs").send_message(
-                    QueueUrl=self._queue_url(target),
-                    MessageBody=body,
-                    MessageAttributes=attributes,
-                )
-            elif ":sns:" in target:
-                self._client("sns").publish(
-                    TopicArn=target, Message=body, MessageAttributes=attributes
-                )
-            else:
-                raise ValueError(f"unsupported dead-letter target {target}")
+            self._run("async.send_dead_letter", target, body, attributes)
         except Exception as exc:
             _log.warning("could not send event %s to DLQ %s: %s", event.request_id, target, exc)
             if self.metrics is not None:

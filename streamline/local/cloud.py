@@ -92,7 +92,7 @@ def default_async_engine(cloud: LocalCloud) -> AsyncEngine | None:
 
     if cloud.runner is None:
         return None
-    return AsyncEngine(cloud.backends, cloud.runner, cloud.clock, cloud.endpoint_url)
+    return AsyncEngine(cloud.backends, cloud.runner, cloud.clock)
 
 
 def default_esm(cloud: LocalCloud) -> EsmEngine | None:

@@ -309,7 +309,9 @@ class Durability(Mutations):
         """Load the snapshot and replay the journal after it (before anything else runs)."""
         from moto.moto_api._internal.models import moto_api_backend
 
-        import streamline.local.esm  # noqa: F401  (registers the engines' operations)
+        # Registers the engines' operations (destination deliveries; the ESM pollers' changes).
+        import streamline.local.destinations
+        import streamline.local.esm  # noqa: F401
 
         started = time.monotonic()
         report = RestoreReport()

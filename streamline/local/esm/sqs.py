@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamline.local.api_calls import API_CALLS, ESM, sqs_units
-from streamline.local.contracts import FunctionNotFound, Throttled, UnsupportedFunction
 from streamline.local.durability import operation
 from streamline.local.esm.config import MappingConfig
-from streamline.local.esm.filters import filter_view
+from streamline.local.esm.filters import FilterMatcher, filter_view
+from streamline.local.esm.invoke import invoke_batch
 from streamline.local.esm.responses import OutcomeKind, parse_batch_response
 from streamline.local.esm.worker import EngineContext, MappingWorker, WorkerState
 from streamline.local.metrics import SQS_ACTIVITY
@@ -125,7 +125,7 @@ class SqsWorker(MappingWorker):
         self.state = WorkerState.POLLING
         self._scale()
 
-    def update(self, config: Any) -> None:
+    def update(self, config: MappingConfig) -> None:
         super().update(config)
         self._scale()
 
@@ -203,7 +203,7 @@ class SqsWorker(MappingWorker):
             self._held[index] = count
 
     def _collect(
-        self, config: Any, carry: list[_Received], index: int = 0
+        self, config: MappingConfig, carry: list[_Received], index: int = 0
     ) -> tuple[list[_Received], list[_Received]]:
         """Gather one batch: up to BatchSize, within the batching window and 6 MB."""
         batch: dict[str, _Received] = {r.message_id: r for r in carry}
@@ -243,7 +243,9 @@ class SqsWorker(MappingWorker):
         del backends
         return list(batch.values()), overflow
 
-    def _receive(self, config: Any, count: int, matcher: Any) -> tuple[list[_Received], int]:
+    def _receive(
+        self, config: MappingConfig, count: int, matcher: FilterMatcher
+    ) -> tuple[list[_Received], int]:
         backends = self.ctx.backends
         region = backends.region
         kept: list[_Received] = []
@@ -296,29 +298,24 @@ class SqsWorker(MappingWorker):
         return kept, len(rejected)
 
     # -- invocation --------------------------------------------------------------------------
-    def _process(self, config: Any, batch: list[_Received]) -> bool:
+    def _process(self, config: MappingConfig, batch: list[_Received]) -> bool:
         """Invoke and settle one batch; False when the poller should back off (system error)."""
-        payload = json.dumps({"Records": [r.record for r in batch]}).encode()
         trace = next((r.trace_header for r in batch if r.trace_header), None)
         with self._state_lock:
             self._in_flight += 1
         try:
-            try:
-                result = self.ctx.invoker.invoke(config.function_arn, payload, trace_header=trace)
-            except Throttled:
+            result = invoke_batch(
+                self,
+                config.function_arn,
+                {"Records": [r.record for r in batch]},
+                records=len(batch),
                 # Nothing deleted: the messages come back after the visibility timeout.
-                self.error("function throttled; batch left to the queue's visibility timeout")
+                throttled="function throttled; batch left to the queue's visibility timeout",
+                trace_header=trace,
+            )
+            if result is None:
                 self._mark_awaiting(batch)
                 return False
-            except (FunctionNotFound, UnsupportedFunction) as exc:
-                self.error(f"{type(exc).__name__}: {exc}")
-                self._mark_awaiting(batch)
-                return False
-            except Exception as exc:
-                self.error(f"invoke failed: {type(exc).__name__}: {exc}")
-                self._mark_awaiting(batch)
-                return False
-            self.count(invocations=1, records=len(batch))
             outcome = parse_batch_response(
                 result,
                 report_item_failures=config.report_item_failures,

@@ -78,7 +78,7 @@ def invoker(runner: FunctionRunner, clock: ManualClock) -> RecordingInvoker:
 
 @pytest.fixture
 def engine(moto: LocalMoto, invoker: RecordingInvoker, clock: ManualClock) -> Iterator[AsyncEngine]:
-    engine = AsyncEngine(moto.backends, invoker, clock, moto.endpoint_url)
+    engine = AsyncEngine(moto.backends, invoker, clock)
     engine.start()
     yield engine
     engine.stop()

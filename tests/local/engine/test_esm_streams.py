@@ -529,10 +529,10 @@ def test_an_exception_inside_a_round_is_shown_and_retried_never_a_dead_shard(env
     # Given a record the worker cannot serialise once (an engine bug, in effect)
     arn = env.stream()
     mapping = env.mapping(arn, BatchSize=10)
-    from streamline.local.esm import streams
+    from streamline.local.esm import invoke
 
     calls = {"n": 0}
-    original = streams.json.dumps
+    original = invoke.json.dumps
 
     def flaky_dumps(value: Any, *args: Any, **kwargs: Any) -> str:
         if isinstance(value, dict) and "Records" in value and calls["n"] == 0:
@@ -540,14 +540,14 @@ def test_an_exception_inside_a_round_is_shown_and_retried_never_a_dead_shard(env
             raise TypeError("Object of type bytes is not JSON serializable")
         return original(value, *args, **kwargs)
 
-    streams.json.dumps = flaky_dumps  # type: ignore[attr-defined]
+    invoke.json.dumps = flaky_dumps  # type: ignore[assignment]
     try:
         for n in range(5):
             env.put({"n": n})
         # Then the error is visible, the batch is retried, and nothing is lost
         wait_until(lambda: len(env.invoker.records()) == 5)
     finally:
-        streams.json.dumps = original  # type: ignore[attr-defined]
+        invoke.json.dumps = original
     status = next(s for s in env.engine.status() if s["uuid"] == mapping)
     assert "not JSON serializable" in (status.get("last_error") or "")
     assert status.get("errors", 0) >= 1
