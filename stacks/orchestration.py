@@ -1,36 +1,6 @@
 """Orchestration: the `recovery` Step Functions workflow, its five task functions and its stores.
 
-State shapes (the contract with functions/recovery/handler.py):
-
-- Workflow input: ignored (scheduled runs send {"trigger": "schedule"}); the first state sets
-  {"sources": [<source>...], "maxMessages": N}.
-- <source>: {"name", "kind", "queueUrl", "target": {...}, ["streamArn"]} where kind/target are
-  kinesis-failure   -> {"type": "kinesis", "streamName", "streamArn"}            (+ "streamArn")
-  dynamodb-failure  -> {"type": "lambda", "functionName": changes, "streamArn"} (+ "streamArn")
-  sqs-dlq           -> {"type": "sqs", "queueUrl": <source queue>}
-  lambda-destination-> {"type": "lambda-async", "functionName": notifier}
-- drain gets {"source", "maxMessages"}; returns {"items": [<item>...]}, each item with at
-  least "recordId", "receiptHandle" and "classification" ("transient" | "poison" | "deferred":
-  not drained this run, marked failed), optionally "waitSeconds" and "payloadRef".
-- replay and quarantine get the item state {"source", "item"} (quarantine may also see
-  "replayError" {"Error", "Cause"}); their results are discarded. replay raises
-  TransientReplayError (retried with backoff here) or ReplayAttemptsExhausted (then the record
-  is quarantined).
-- The item Map turns each item into an outcome {"recordId", "receiptHandle", "outcome",
-  "continuation"} ("quarantined" | "replayed" | "failed"; continuation: the rest of a long
-  stream range as an on-failure record, or "").
-- acknowledge gets {"source", "records": [<outcome>...]} once per source, always (also with no
-  records). It sends the continuations of the messages none of whose records failed, then
-  deletes (DeleteMessageBatch) those messages (a stream failure message expands into several
-  records) and returns the source result
-  {"source": name, "quarantined", "replayed", "failed" (record ids), "deleted": n, ["error"]}.
-  When drain or acknowledge itself fails, a Pass state returns the same shape with empty lists
-  and "error" (acknowledge: also "unsettled", the number of records not settled).
-- summarize gets {"sources": [<source result>...]} and returns the workflow output.
-- Workflow output: {"quarantined", "replayed", "failed", "errors" (counts), "complete",
-  "quarantinedRecords", "sources": [<source result>...]}. Unless "complete" (no record failed,
-  every source drained and settled), the execution then FAILS (RecoveryIncomplete), so the
-  RecoveryExecutionsFailed alarm fires rather than a run succeeding with work left behind.
+The workflow's states and kinds are typed in ``orderflow.recovery_contract`` (functions/orderflow).
 
 No JSONPath filter expressions (`[?(...)]`) anywhere: on an empty or non-matching list they
 fail the state (States.Runtime). Decisions over lists are made in Python (orderflow.recovery).
@@ -55,6 +25,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from cdk_nag import RegexAppliesTo
 from constructs import Construct
+from orderflow.recovery_contract import (
+    ItemClass,
+    Outcome,
+    RecoveryKind,
+    ReplayTarget,
+    SourceState,
+    TargetType,
+    WorkflowInput,
+)
 
 from stacks.config import StageConfig
 from stacks.constructs import AlarmSpec, FunctionSettings, MetricGroup, PipelineFunction
@@ -86,15 +65,15 @@ class RecoverySource:
     """One DLQ or failure destination the workflow drains, and where replays go."""
 
     name: str
-    kind: str
+    kind: RecoveryKind
     queue: sqs.IQueue
-    target: dict[str, str]
+    target: ReplayTarget
     stream_arn: str | None = None
 
-    def to_state(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
+    def to_state(self) -> SourceState:
+        entry: SourceState = {
             "name": self.name,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "queueUrl": self.queue.queue_url,
             "target": self.target,
         }
@@ -176,10 +155,10 @@ class OrchestrationStack(Stack):
         return [
             RecoverySource(
                 name=INGEST.failure_name,
-                kind=INGEST.recovery_kind,
+                kind=RecoveryKind(INGEST.recovery_kind),
                 queue=ingest.ingest.failure_queue,
                 target={
-                    "type": "kinesis",
+                    "type": TargetType.KINESIS.value,
                     "streamName": ingest.stream.stream_name,
                     "streamArn": ingest.stream.stream_arn,
                 },
@@ -187,10 +166,10 @@ class OrchestrationStack(Stack):
             ),
             RecoverySource(
                 name=CHANGES.failure_name,
-                kind=CHANGES.recovery_kind,
+                kind=RecoveryKind(CHANGES.recovery_kind),
                 queue=processing.changes.failure_queue,
                 target={
-                    "type": "lambda",
+                    "type": TargetType.LAMBDA.value,
                     "functionName": processing.changes_function.function.function_name,
                     "streamArn": processing.changes.stream_arn,
                 },
@@ -198,22 +177,28 @@ class OrchestrationStack(Stack):
             ),
             RecoverySource(
                 name=FULFIL.failure_name,
-                kind=FULFIL.recovery_kind,
+                kind=RecoveryKind(FULFIL.recovery_kind),
                 queue=processing.fulfilment.dead_letter_queue,
-                target={"type": "sqs", "queueUrl": processing.fulfilment.queue.queue_url},
+                target={
+                    "type": TargetType.SQS.value,
+                    "queueUrl": processing.fulfilment.queue.queue_url,
+                },
             ),
             RecoverySource(
                 name=NOTIFY.failure_name,
-                kind=NOTIFY.recovery_kind,
+                kind=RecoveryKind(NOTIFY.recovery_kind),
                 queue=processing.notifications.dead_letter_queue,
-                target={"type": "sqs", "queueUrl": processing.notifications.queue.queue_url},
+                target={
+                    "type": TargetType.SQS.value,
+                    "queueUrl": processing.notifications.queue.queue_url,
+                },
             ),
             RecoverySource(
                 name=NOTIFIER.failure_name,
-                kind=NOTIFIER.recovery_kind,
+                kind=RecoveryKind(NOTIFIER.recovery_kind),
                 queue=processing.notify_failures,
                 target={
-                    "type": "lambda-async",
+                    "type": TargetType.LAMBDA_ASYNC.value,
                     "functionName": processing.notifier_function.function.function_name,
                 },
             ),
@@ -428,15 +413,14 @@ class OrchestrationStack(Stack):
             result_path="$.results",
         )
         for_each_source.item_processor(self._per_source())
+        workflow_input: WorkflowInput = {
+            "sources": [source.to_state() for source in self.sources],
+            "maxMessages": self.MAX_MESSAGES_PER_SOURCE,
+        }
         build_sources = sfn.Pass(
             self,
             "BuildSources",
-            result=sfn.Result.from_object(
-                {
-                    "sources": [source.to_state() for source in self.sources],
-                    "maxMessages": self.MAX_MESSAGES_PER_SOURCE,
-                }
-            ),
+            result=sfn.Result.from_object(dict(workflow_input)),
         )
         # The run's summary is computed by a fifth, tiny function (recovery.handler.summarize;
         # its role has no data permissions): no ASL intrinsic flattens the per-source id lists
@@ -511,7 +495,7 @@ class OrchestrationStack(Stack):
                 self, construct_id, result=sfn.Result.from_string(outcome), result_path="$.outcome"
             ).next(item_result)
 
-        mark_failed = mark("MarkFailed", "failed")
+        mark_failed = mark("MarkFailed", Outcome.FAILED.value)
         quarantine = self._add_service_retry(
             self._lambda_task(
                 "Quarantine",
@@ -521,7 +505,7 @@ class OrchestrationStack(Stack):
             )
         )
         quarantine.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        quarantine.next(mark("MarkQuarantined", "quarantined"))
+        quarantine.next(mark("MarkQuarantined", Outcome.QUARANTINED.value))
 
         replay = self._lambda_task(
             "Replay", self.replay_function, payload=item_state, result_path=sfn.JsonPath.DISCARD
@@ -543,8 +527,9 @@ class OrchestrationStack(Stack):
         )
         # anything else (e.g. TransientReplayError after its retries): leave it for the next run
         replay.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        replay.next(mark("MarkReplayed", "replayed"))
+        replay.next(mark("MarkReplayed", Outcome.REPLAYED.value))
 
+        transient, poison = ItemClass.TRANSIENT.value, ItemClass.POISON.value
         backoff = sfn.Wait(
             self, "Backoff", time=sfn.WaitTime.seconds_path("$.item.waitSeconds")
         ).next(replay)
@@ -552,13 +537,13 @@ class OrchestrationStack(Stack):
             sfn.Choice(self, "Classify")
             .when(
                 sfn.Condition.and_(
-                    sfn.Condition.string_equals("$.item.classification", "transient"),
+                    sfn.Condition.string_equals("$.item.classification", transient),
                     sfn.Condition.is_present("$.item.waitSeconds"),
                 ),
                 backoff,
             )
-            .when(sfn.Condition.string_equals("$.item.classification", "transient"), replay)
-            .when(sfn.Condition.string_equals("$.item.classification", "poison"), quarantine)
+            .when(sfn.Condition.string_equals("$.item.classification", transient), replay)
+            .when(sfn.Condition.string_equals("$.item.classification", poison), quarantine)
             # "deferred" (not drained this run) and anything unknown: leave it, fail the run
             .otherwise(mark_failed)
         )

@@ -5,7 +5,8 @@ re-read streams, publish, S3, the ledger, deletes) and call these functions for 
 (classification, which messages are deletable, the run's summary), so the rules are tested
 without AWS and the state machine needs no JSONPath filter expressions.
 
-Failure message kinds (``source.kind``) and what they hold:
+The states these functions read and build are typed in ``orderflow.recovery_contract``.
+Failure message kinds (:class:`~orderflow.recovery_contract.RecoveryKind`) and what they hold:
 
 ``kinesis-failure`` / ``dynamodb-failure``
     AWS's on-failure record for a stream mapping: only metadata (``KinesisBatchInfo`` /
@@ -34,19 +35,25 @@ Example::
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from orderflow.errors import ErrorKind, PoisonRecordError
 from orderflow.events import OrderEvent, parse_model, parse_order_image, parse_task, read_json
+from orderflow.recovery_contract import (
+    ItemState,
+    Outcome,
+    RecoveryKind,
+    RecoverySummary,
+    SourceResult,
+    TargetType,
+)
 
 __all__ = [
-    "DEFERRED",
     "MAX_ITEMS",
     "MAX_PAYLOAD_CHARS",
     "MAX_STATE_CHARS",
@@ -54,7 +61,6 @@ __all__ = [
     "DestinationFailure",
     "DlqMessage",
     "FailedRecord",
-    "Outcome",
     "PoisonEnvelope",
     "ReplayAttemptsExhausted",
     "SourceOutcomes",
@@ -79,9 +85,6 @@ __all__ = [
 MAX_PAYLOAD_CHARS = 32_768
 #: SQS's largest message: any failure message is at most this.
 MAX_MESSAGE_BYTES = 1024 * 1024
-#: The classification of an item drain could not settle this run (a throttled stream read):
-#: the workflow marks it failed, and the run fails.
-DEFERRED = "deferred"
 MAX_STATE_CHARS = 160_000
 MAX_ITEMS = 100
 
@@ -186,8 +189,8 @@ class FailedRecord:
     continuation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
+    def to_state(self) -> ItemState:
+        state: ItemState = {
             "recordId": self.record_id,
             "classification": self.classification.value,
             "reason": self.reason,
@@ -278,14 +281,14 @@ _STREAM_INFO = {"KinesisBatchInfo": "kinesis", "DDBStreamBatchInfo": "dynamodb"}
 _INFO_FIELDS = ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber")
 
 
-def parse_failure_message(body: str, kind: str = "sqs-dlq") -> FailureMessage:
+def parse_failure_message(body: str, kind: str = RecoveryKind.SQS_DLQ) -> FailureMessage:
     """Recognise a failure message body (see the module docstring for the kinds).
 
     ``kind`` is the source's: on an ``sqs-dlq`` any body is a message moved there (its payload
     is judged by re-validating it); on the other kinds a body that is not one of their records
     is :class:`Unreadable`. Never raises.
     """
-    dlq = kind == "sqs-dlq"
+    dlq = kind == RecoveryKind.SQS_DLQ
     try:
         # A failure message wraps a record (an envelope, a destination's requestPayload): it
         # may be larger than a record may be; its depth is what is bounded.
@@ -361,9 +364,9 @@ def classify_payload(payload: str, target_type: str) -> Classification:
         # Every schema bounds its fields far below this, so such a payload is invalid anyway.
         return Classification(ErrorKind.POISON, f"payload larger than {MAX_PAYLOAD_CHARS} chars")
     try:
-        if target_type == "kinesis":
+        if target_type == TargetType.KINESIS:
             parse_model(OrderEvent, payload)
-        elif target_type == "lambda":
+        elif target_type == TargetType.LAMBDA:
             _validate_stream_change(payload)
         else:
             parse_task(payload)
@@ -496,14 +499,6 @@ def quarantine_key(source_name: str, record_id: str) -> str:
 # --- outcomes: what acknowledge deletes and what the workflow reports ---------------------
 
 
-class Outcome(enum.StrEnum):
-    """How the workflow's item Map ended for one record (its ``outcome`` field)."""
-
-    QUARANTINED = "quarantined"
-    REPLAYED = "replayed"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True, slots=True)
 class SourceOutcomes:
     """One source's records by outcome (record ids), the receipt handles safe to delete, and
@@ -515,7 +510,7 @@ class SourceOutcomes:
     deletable: list[str]
     continuations: dict[str, list[str]] = field(default_factory=dict)
 
-    def to_state(self, source_name: str, deleted: int = 0) -> dict[str, Any]:
+    def to_state(self, source_name: str, deleted: int = 0) -> SourceResult:
         return {
             "source": source_name,
             "quarantined": self.quarantined,
@@ -583,7 +578,7 @@ def _ids(value: Any) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> RecoverySummary:
     """The workflow output: outcome counts over every source, quarantined ids, per-source results.
 
     ``complete`` is false when a record failed or a source could not be drained or settled
@@ -612,5 +607,6 @@ def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "errors": errors,
         "complete": failed == 0 and errors == 0,
         "quarantinedRecords": quarantined,
-        "sources": [dict(source) for source in sources],
+        # as acknowledge (or a Pass state) wrote them: passed on, not re-checked
+        "sources": [cast(SourceResult, dict(source)) for source in sources],
     }

@@ -1,33 +1,8 @@
 """Recovery workflow tasks (Step Functions): ``drain``, ``replay``, ``quarantine``, ``acknowledge``,
 ``summarize`` (one Lambda function each).
 
-State shapes (one source = one failure queue and the target its records return to)::
-
-    source = {"name": "ingest-failures", "kind": "kinesis-failure",
-              "queueUrl": "https://sqs...",
-              "target": {"type": "kinesis", "streamName": "order-events"}}
-
-    drain({"source": source, "maxMessages": 10})
-      -> {"source": source, "items": [{"recordId", "classification", "reason", "payload",
-                                       "receiptHandle", "attempt", "waitSeconds",
-                                       ["payloadRef"]}], "count": n}
-         classification is "transient" | "poison" | "deferred" (not drained this run: the
-         workflow marks it failed); payloadRef is where a payload too large for the state is
-    replay({"source": source, "item": item})          (or the item's fields beside "source")
-      -> {"recordId", "attempts", "target"}; raises ReplayAttemptsExhausted / TransientReplayError
-    quarantine({"source": source, "item": item})       -> {"recordId", "bucket", "s3Key", "reason"}
-    acknowledge({"source": source, "records": [{"recordId", "receiptHandle", "outcome"}...]})
-      -> {"source": name, "quarantined": [ids], "replayed": [ids], "failed": [ids],
-          "deleted": n, ["error": {"Error", "Cause"}]}
-         outcome is "quarantined" | "replayed" | "failed"; deletes the messages none of whose
-         records failed; with no records it deletes nothing and returns empty lists.
-    summarize({"sources": [<acknowledge result>...]})
-      -> {"quarantined", "replayed", "failed", "errors" (counts), "complete", "quarantinedRecords",
-          "sources"}; the workflow fails (RecoveryIncomplete) unless complete
-
-Target types: ``kinesis`` (PutRecord, partition key = order id), ``sqs`` (SendMessage; FIFO
-group = order id), ``lambda`` (synchronous invoke of the changes function with a synthetic
-DynamoDB stream event), ``lambda-async`` (asynchronous invoke, e.g. notifier).
+Their inputs and results are typed in ``orderflow.recovery_contract`` (the one description of
+the workflow's states); the decisions are ``orderflow.recovery``'s, these tasks do the I/O.
 """
 
 from __future__ import annotations
@@ -35,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orderflow.dal import (
     FailureQueue,
@@ -48,7 +23,6 @@ from orderflow.dal.replay import publish_replay
 from orderflow.errors import ErrorKind, classify, describe
 from orderflow.observability import logger, tracer
 from orderflow.recovery import (
-    DEFERRED,
     MAX_ITEMS,
     MAX_STATE_CHARS,
     Classification,
@@ -66,6 +40,23 @@ from orderflow.recovery import (
     raw_text,
     settle_outcomes,
     summarize_sources,
+)
+from orderflow.recovery_contract import (
+    AcknowledgeInput,
+    DrainInput,
+    DrainResult,
+    ItemClass,
+    ItemInput,
+    ItemState,
+    QuarantineDocument,
+    QuarantineResult,
+    RecoveryKind,
+    RecoverySummary,
+    ReplayResult,
+    SourceResult,
+    SourceState,
+    SummarizeInput,
+    TargetType,
 )
 from orderflow.settings import DrainSettings, QuarantineSettings, ReplaySettings, load_settings
 
@@ -101,13 +92,13 @@ _STATE_PAYLOAD_CHARS = 4096
 
 
 def _items_for_message(
-    source: dict[str, Any], message: dict[str, Any], reader: StreamReader, queue: FailureQueue
+    source: SourceState, message: dict[str, Any], reader: StreamReader, queue: FailureQueue
 ) -> list[FailedRecord]:
     name = str(source["name"])
-    target_type = str(source.get("target", {}).get("type", "sqs"))
+    target_type = str(source.get("target", {}).get("type", TargetType.SQS))
     receipt = message["ReceiptHandle"]
     attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-    parsed = parse_failure_message(message["Body"], str(source.get("kind", "sqs-dlq")))
+    parsed = parse_failure_message(message["Body"], str(source.get("kind", RecoveryKind.SQS_DLQ)))
 
     def item(
         payload: str, known: Classification | None = None, record_id: str | None = None
@@ -211,13 +202,11 @@ def _is_transient_aws_error(exc: BaseException) -> bool:
     return isinstance(exc, BotoCoreError) and not isinstance(exc, ParamValidationError)
 
 
-def _deferred_item(
-    source: dict[str, Any], message: dict[str, Any], exc: Exception
-) -> dict[str, Any]:
+def _deferred_item(source: SourceState, message: dict[str, Any], exc: Exception) -> ItemState:
     """An item the run could not settle for now: the workflow marks it failed (and so fails)."""
     return {
         "recordId": f"{source['name']}#message#{message.get('MessageId', '?')}",
-        "classification": DEFERRED,
+        "classification": ItemClass.DEFERRED,
         "reason": f"not drained this run: {describe(exc)}",
         "payload": "",
         "receiptHandle": message["ReceiptHandle"],
@@ -228,7 +217,7 @@ def _deferred_item(
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def drain(event: DrainInput, context: LambdaContext) -> DrainResult:
     """Receive up to ``maxMessages`` failure messages and classify every record in them.
 
     Any message becomes items: an unreadable one is poison ("unreadable", its raw bytes kept);
@@ -243,7 +232,7 @@ def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     source = event["source"]
     queue = FailureQueue(source["queueUrl"])
     reader = StreamReader()
-    items: list[dict[str, Any]] = []
+    items: list[ItemState] = []
     size = 0
     for message in queue.receive(int(event.get("maxMessages", 10))):
         try:
@@ -265,7 +254,7 @@ def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             continue
         items.extend(built)
         size += cost
-    poison = sum(1 for entry in items if entry["classification"] == ErrorKind.POISON.value)
+    poison = sum(1 for entry in items if entry["classification"] == ItemClass.POISON)
     logger.info(
         "Drained failure queue",
         extra={"source": source["name"], "count": len(items), "poison": poison},
@@ -273,7 +262,7 @@ def drain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"source": source, "items": items, "count": len(items)}
 
 
-def _fit(entry: FailedRecord, source: dict[str, Any]) -> FailedRecord:
+def _fit(entry: FailedRecord, source: SourceState) -> FailedRecord:
     """Keep a poison payload too large for the workflow state in S3; the state keeps its
     beginning. A replayable payload is bounded by the schema and travels whole (replay needs
     all of it); drain's state budget makes room for it."""
@@ -288,13 +277,15 @@ def _fit(entry: FailedRecord, source: dict[str, Any]) -> FailedRecord:
     return entry
 
 
-def _item_of(event: dict[str, Any]) -> dict[str, Any]:
-    return event["item"] if isinstance(event.get("item"), dict) else event
+def _item_of(event: ItemInput) -> ItemState:
+    # (or the item's fields beside "source", as an operator may start a task by hand)
+    item = event.get("item")
+    return item if isinstance(item, dict) else cast(ItemState, event)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def replay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def replay(event: ItemInput, context: LambdaContext) -> ReplayResult:
     """Count the attempt, then publish the record back to its source's target.
 
     Raises:
@@ -304,7 +295,7 @@ def replay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(ReplaySettings)
     source, item = event["source"], _item_of(event)
     record_id, payload = str(item["recordId"]), str(item["payload"])
-    if item.get("classification") == ErrorKind.POISON.value:
+    if item.get("classification") == ItemClass.POISON:
         raise ReplayAttemptsExhausted(f"{record_id}: poison records are quarantined, not replayed")
     attempts = RecoveryLedger(settings.recovery_table).begin_replay(
         record_id,
@@ -330,14 +321,14 @@ def replay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def quarantine(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def quarantine(event: ItemInput, context: LambdaContext) -> QuarantineResult:
     """Store the record in S3 and index it in the recovery table (idempotent: fixed key)."""
     settings = load_settings(QuarantineSettings)
     source, item = event["source"], _item_of(event)
     record_id = str(item["recordId"])
     reason = str(item.get("reason") or "quarantined")
     key = quarantine_key(str(source["name"]), record_id)
-    document = {
+    document: QuarantineDocument = {
         "recordId": record_id,
         "reason": reason,
         "classification": item.get("classification"),
@@ -367,7 +358,7 @@ def quarantine(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def acknowledge(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def acknowledge(event: AcknowledgeInput, context: LambdaContext) -> SourceResult:
     """Settle one source: group its records by outcome and delete the fully handled messages.
 
     Called once per source, also with no records (then nothing is deleted). A delete that
@@ -431,7 +422,7 @@ def _send_continuations(
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def summarize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def summarize(event: SummarizeInput, context: LambdaContext) -> RecoverySummary:
     """The workflow output from every source's result (counts over sources, quarantined ids)."""
     sources = event.get("sources")
     summary = summarize_sources(sources if isinstance(sources, list) else [])
