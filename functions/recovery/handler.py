@@ -10,34 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from orderflow.dal import (
     FailureQueue,
-    IncompleteRangeRead,
     QuarantineStore,
     RecoveryLedger,
     StreamReader,
 )
 from orderflow.dal.replay import publish_replay
-from orderflow.errors import ErrorKind, classify, describe
+from orderflow.errors import ErrorKind, describe
 from orderflow.observability import logger, tracer
 from orderflow.recovery import (
     MAX_ITEMS,
     MAX_STATE_CHARS,
-    Classification,
-    DestinationFailure,
-    DlqMessage,
     FailedRecord,
-    PoisonEnvelope,
     ReplayAttemptsExhausted,
     TransientReplayError,
-    Unreadable,
     business_id_of,
-    make_item,
-    parse_failure_message,
     quarantine_key,
-    raw_text,
     settle_outcomes,
     summarize_sources,
 )
@@ -50,14 +41,13 @@ from orderflow.recovery_contract import (
     ItemState,
     QuarantineDocument,
     QuarantineResult,
-    RecoveryKind,
     RecoverySummary,
     ReplayResult,
     SourceResult,
     SourceState,
     SummarizeInput,
-    TargetType,
 )
+from orderflow.recovery_drain import deferred_item, items_for_message
 from orderflow.settings import DrainSettings, QuarantineSettings, ReplaySettings, load_settings
 
 if TYPE_CHECKING:
@@ -73,146 +63,8 @@ __all__ = [
     "summarize",
 ]
 
-# Records re-read per stream failure message. When a range holds more, drain sends the rest of
-# the range back to the queue as a new on-failure record (StreamBatchFailure.continued_from)
-# before this message is deleted: bounded state, and no record of the range is dropped.
-_MAX_RECORDS_PER_RANGE = 50
-# Answers that say a stream range can never be read (no such stream or shard, a sequence
-# number that is not one, records past retention): a verdict on the message, not a hiccup.
-_RANGE_GONE = frozenset(
-    {
-        "ResourceNotFoundException",
-        "InvalidArgumentException",
-        "TrimmedDataAccessException",
-        "ValidationException",
-    }
-)
 # A payload longer than this goes to S3 (``payloads/``) and the state carries its beginning.
 _STATE_PAYLOAD_CHARS = 4096
-
-
-def _items_for_message(
-    source: SourceState, message: dict[str, Any], reader: StreamReader, queue: FailureQueue
-) -> list[FailedRecord]:
-    name = str(source["name"])
-    target_type = str(source.get("target", {}).get("type", TargetType.SQS))
-    receipt = message["ReceiptHandle"]
-    attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-    parsed = parse_failure_message(message["Body"], str(source.get("kind", RecoveryKind.SQS_DLQ)))
-
-    def item(
-        payload: str, known: Classification | None = None, record_id: str | None = None
-    ) -> FailedRecord:
-        return make_item(
-            source_name=name,
-            target_type=target_type,
-            payload=payload,
-            receipt_handle=receipt,
-            attempt=attempt,
-            known=known,
-            record_id=record_id,
-        )
-
-    if isinstance(parsed, Unreadable):
-        poison = Classification(ErrorKind.POISON, f"unreadable: {parsed.reason}")
-        return [item(parsed.raw, poison, f"{name}#unreadable#{_digest(parsed.raw)}")]
-    if isinstance(parsed, PoisonEnvelope):
-        record_id = f"{name}#envelope#{parsed.envelope_id}" if parsed.envelope_id else None
-        payload = _omitted_payload(parsed, reader) if parsed.omitted_from else parsed.payload
-        return [item(payload, Classification(ErrorKind.POISON, parsed.reason), record_id)]
-    if isinstance(parsed, DestinationFailure):
-        is_poison = parsed.error_type == "PoisonRecordError"
-        kind = ErrorKind.POISON if is_poison else ErrorKind.TRANSIENT
-        return [item(parsed.payload, Classification(kind, parsed.reason))]
-    if isinstance(parsed, DlqMessage):
-        return [item(parsed.payload, Classification(ErrorKind.TRANSIENT, "moved to DLQ"))]
-    read = reader.kinesis_range if parsed.stream_kind == "kinesis" else reader.dynamodb_range
-    try:
-        records = read(
-            parsed.stream_arn,
-            parsed.shard_id,
-            parsed.start_sequence,
-            parsed.end_sequence,
-            _MAX_RECORDS_PER_RANGE + 1,
-        )
-    except Exception as exc:
-        if _is_transient_aws_error(exc):
-            raise
-        # A range that can never be read (no such stream or shard, a malformed sequence):
-        # keep the on-failure record itself, with why.
-        reason = f"{parsed.reason}; the stream range cannot be read: {describe(exc)}"
-        return [item(message["Body"], Classification(ErrorKind.POISON, reason))]
-    rest = ""
-    if len(records) > _MAX_RECORDS_PER_RANGE:
-        rest = parsed.continued_from(records[_MAX_RECORDS_PER_RANGE].sequence_number)
-        records = records[:_MAX_RECORDS_PER_RANGE]
-    # The changes function ignores removals: there is nothing to replay for them.
-    replayable = [record for record in records if record.event_name != "REMOVE"]
-    if replayable:
-        known = Classification(ErrorKind.TRANSIENT, parsed.reason)
-        built = [item(_text(record.data), known) for record in replayable]
-    else:
-        # Only removals, or past the stream's retention: keep the metadata for a human.
-        reason = f"{parsed.reason}; no replayable records left in the stream range"
-        built = [item(message["Body"], Classification(ErrorKind.POISON, reason))]
-    # The rest of the range is sent when this message is deleted, not before (acknowledge).
-    built[-1].continuation = rest
-    return built
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw_text(data)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _omitted_payload(envelope: PoisonEnvelope, reader: StreamReader) -> str:
-    """The payload a handler left out of an envelope, re-read from its stream where it can be."""
-    where = envelope.omitted_from
-    if where is not None and where.stream_kind == "kinesis" and where.shard_id:
-        try:
-            found = reader.kinesis_range(
-                where.stream_arn, where.shard_id, where.sequence, where.sequence, 1
-            )
-        except Exception as exc:
-            if _is_transient_aws_error(exc):
-                raise
-            found = []
-        if found:
-            return _text(found[0].data)
-    # DynamoDB: the images are the item itself, still in its table; the envelope keeps the keys.
-    return envelope.payload
-
-
-def _is_transient_aws_error(exc: BaseException) -> bool:
-    """A throttle, a 5xx or a lost connection: worth another run, not a verdict on the record."""
-    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-
-    if isinstance(exc, IncompleteRangeRead):
-        return True
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return code not in _RANGE_GONE and classify(exc) is ErrorKind.TRANSIENT
-    # A parameter the SDK refuses (a forged shard id too short to be one) never gets better.
-    return isinstance(exc, BotoCoreError) and not isinstance(exc, ParamValidationError)
-
-
-def _deferred_item(source: SourceState, message: dict[str, Any], exc: Exception) -> ItemState:
-    """An item the run could not settle for now: the workflow marks it failed (and so fails)."""
-    return {
-        "recordId": f"{source['name']}#message#{message.get('MessageId', '?')}",
-        "classification": ItemClass.DEFERRED,
-        "reason": f"not drained this run: {describe(exc)}",
-        "payload": "",
-        "receiptHandle": message["ReceiptHandle"],
-        "attempt": 0,
-        "continuation": "",
-    }
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -238,15 +90,15 @@ def drain(event: DrainInput, context: LambdaContext) -> DrainResult:
         try:
             built = [
                 _fit(entry, source).to_state()
-                for entry in _items_for_message(source, message, reader, queue)
+                for entry in items_for_message(source, message, reader)
             ]
         except Exception as exc:
             logger.warning(
                 "Failure message not drained this run",
                 extra={"source": source["name"], "reason": describe(exc)},
-                exc_info=exc if not _is_transient_aws_error(exc) else None,
+                exc_info=exc if not reader.is_transient(exc) else None,
             )
-            built = [_deferred_item(source, message, exc)]
+            built = [deferred_item(source, message, exc)]
         cost = len(json.dumps(built))
         if items and (size + cost > MAX_STATE_CHARS or len(items) + len(built) > MAX_ITEMS):
             # Does not fit this run's state: make it visible again for the next run.
