@@ -29,8 +29,6 @@ from orderflow.recovery import (
     TransientReplayError,
     business_id_of,
     quarantine_key,
-    settle_outcomes,
-    summarize_sources,
 )
 from orderflow.recovery_contract import (
     AcknowledgeInput,
@@ -48,6 +46,7 @@ from orderflow.recovery_contract import (
     SummarizeInput,
 )
 from orderflow.recovery_drain import deferred_item, items_for_message
+from orderflow.recovery_outcomes import settle_outcomes, summarize_sources
 from orderflow.settings import DrainSettings, QuarantineSettings, ReplaySettings, load_settings
 
 if TYPE_CHECKING:

@@ -289,7 +289,7 @@ class RecoveryWorkflow(Construct):
         Step Functions caps a state at 256 KB: each step replaces what it consumed (items ->
         outcomes -> record ids per outcome) instead of adding to it. Which messages may be
         deleted (none of their records failed) and the outcome lists are computed in Python
-        (orderflow.recovery.settle_outcomes), never with JSONPath filter expressions: those
+        (orderflow.recovery_outcomes.settle_outcomes), never with JSONPath filter expressions: those
         raise States.Runtime on a list without a match.
         """
         empty_outcomes: dict[str, Any] = {
