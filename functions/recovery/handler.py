@@ -2,7 +2,9 @@
 ``summarize`` (one Lambda function each).
 
 Their inputs and results are typed in ``orderflow.recovery_contract`` (the one description of
-the workflow's states); the decisions are ``orderflow.recovery``'s, these tasks do the I/O.
+the workflow's states). These tasks do the I/O; the decisions are made in ``orderflow``:
+``recovery`` (classification), ``recovery_drain`` (a failure message into items) and
+``recovery_outcomes`` (what to delete, the run's summary).
 """
 
 from __future__ import annotations

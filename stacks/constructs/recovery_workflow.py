@@ -6,7 +6,8 @@ end FAILED (RecoveryIncomplete) unless the run was complete. The states it passe
 ``orderflow.recovery_contract`` (functions/orderflow).
 
 No JSONPath filter expressions (`[?(...)]`) anywhere: on an empty or non-matching list they
-fail the state (States.Runtime). Decisions over lists are made in Python (orderflow.recovery).
+fail the state (States.Runtime). Decisions over lists are made in Python
+(orderflow.recovery_outcomes).
 """
 
 from __future__ import annotations
