@@ -16,8 +16,8 @@ from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from stacks.config import StageConfig
 from stacks.ingest import IngestStack
 from stacks.monitoring import MonitoringStack
-from stacks.orchestration import OrchestrationStack
 from stacks.processing import ProcessingStack
+from stacks.recovery import RecoveryStack
 
 __all__ = ["Pipeline", "build_pipeline"]
 
@@ -27,7 +27,7 @@ class Pipeline:
     config: StageConfig
     ingest: IngestStack
     processing: ProcessingStack
-    orchestration: OrchestrationStack
+    orchestration: RecoveryStack
     monitoring: MonitoringStack
 
     @property
@@ -52,7 +52,7 @@ def build_pipeline(app: App, *, nag: bool | None = None) -> Pipeline:
         description=f"Streamline {config.stage}: changes, fulfilment, notifications, notifier",
     )
     processing.add_stack_dependency(ingest)
-    orchestration = OrchestrationStack(
+    orchestration = RecoveryStack(
         app,
         config.stack_name("orchestration"),
         config=config,

@@ -2,10 +2,12 @@
 
 The Step Functions tasks in ``recovery/handler.py`` are thin: they do the I/O (receive,
 re-read streams, publish, S3, the ledger, deletes) and call these functions for every decision
-(classification, which messages are deletable, the run's summary), so the rules are tested
-without AWS and the state machine needs no JSONPath filter expressions.
+(classification here; which messages are deletable and the run's summary in
+``orderflow.recovery_outcomes``), so the rules are tested without AWS and the state machine
+needs no JSONPath filter expressions.
 
-Failure message kinds (``source.kind``) and what they hold:
+The states these functions read and build are typed in ``orderflow.recovery_contract``.
+Failure message kinds (:class:`~orderflow.recovery_contract.RecoveryKind`) and what they hold:
 
 ``kinesis-failure`` / ``dynamodb-failure``
     AWS's on-failure record for a stream mapping: only metadata (``KinesisBatchInfo`` /
@@ -34,19 +36,18 @@ Example::
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orderflow.errors import ErrorKind, PoisonRecordError
 from orderflow.events import OrderEvent, parse_model, parse_order_image, parse_task, read_json
+from orderflow.recovery_contract import ItemState, RecoveryKind, TargetType
 
 __all__ = [
-    "DEFERRED",
     "MAX_ITEMS",
     "MAX_PAYLOAD_CHARS",
     "MAX_STATE_CHARS",
@@ -54,10 +55,8 @@ __all__ = [
     "DestinationFailure",
     "DlqMessage",
     "FailedRecord",
-    "Outcome",
     "PoisonEnvelope",
     "ReplayAttemptsExhausted",
-    "SourceOutcomes",
     "StreamBatchFailure",
     "TransientReplayError",
     "Unreadable",
@@ -70,8 +69,6 @@ __all__ = [
     "quarantine_key",
     "raw_text",
     "record_id_for",
-    "settle_outcomes",
-    "summarize_sources",
     "synthetic_stream_event",
 ]
 
@@ -79,9 +76,6 @@ __all__ = [
 MAX_PAYLOAD_CHARS = 32_768
 #: SQS's largest message: any failure message is at most this.
 MAX_MESSAGE_BYTES = 1024 * 1024
-#: The classification of an item drain could not settle this run (a throttled stream read):
-#: the workflow marks it failed, and the run fails.
-DEFERRED = "deferred"
 MAX_STATE_CHARS = 160_000
 MAX_ITEMS = 100
 
@@ -186,8 +180,8 @@ class FailedRecord:
     continuation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
+    def to_state(self) -> ItemState:
+        state: ItemState = {
             "recordId": self.record_id,
             "classification": self.classification.value,
             "reason": self.reason,
@@ -278,14 +272,14 @@ _STREAM_INFO = {"KinesisBatchInfo": "kinesis", "DDBStreamBatchInfo": "dynamodb"}
 _INFO_FIELDS = ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber")
 
 
-def parse_failure_message(body: str, kind: str = "sqs-dlq") -> FailureMessage:
+def parse_failure_message(body: str, kind: str = RecoveryKind.SQS_DLQ) -> FailureMessage:
     """Recognise a failure message body (see the module docstring for the kinds).
 
     ``kind`` is the source's: on an ``sqs-dlq`` any body is a message moved there (its payload
     is judged by re-validating it); on the other kinds a body that is not one of their records
     is :class:`Unreadable`. Never raises.
     """
-    dlq = kind == "sqs-dlq"
+    dlq = kind == RecoveryKind.SQS_DLQ
     try:
         # A failure message wraps a record (an envelope, a destination's requestPayload): it
         # may be larger than a record may be; its depth is what is bounded.
@@ -361,9 +355,9 @@ def classify_payload(payload: str, target_type: str) -> Classification:
         # Every schema bounds its fields far below this, so such a payload is invalid anyway.
         return Classification(ErrorKind.POISON, f"payload larger than {MAX_PAYLOAD_CHARS} chars")
     try:
-        if target_type == "kinesis":
+        if target_type == TargetType.KINESIS:
             parse_model(OrderEvent, payload)
-        elif target_type == "lambda":
+        elif target_type == TargetType.LAMBDA:
             _validate_stream_change(payload)
         else:
             parse_task(payload)
@@ -491,126 +485,3 @@ def quarantine_key(source_name: str, record_id: str) -> str:
     """Deterministic S3 key: quarantining the same record twice overwrites one object."""
     safe = "".join(ch if ch.isalnum() or ch in "-_.#" else "_" for ch in record_id)
     return f"quarantine/{source_name}/{safe.replace('#', '/')}.json"
-
-
-# --- outcomes: what acknowledge deletes and what the workflow reports ---------------------
-
-
-class Outcome(enum.StrEnum):
-    """How the workflow's item Map ended for one record (its ``outcome`` field)."""
-
-    QUARANTINED = "quarantined"
-    REPLAYED = "replayed"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceOutcomes:
-    """One source's records by outcome (record ids), the receipt handles safe to delete, and
-    the continuations (the rest of long stream ranges) to send before deleting each of them."""
-
-    quarantined: list[str]
-    replayed: list[str]
-    failed: list[str]
-    deletable: list[str]
-    continuations: dict[str, list[str]] = field(default_factory=dict)
-
-    def to_state(self, source_name: str, deleted: int = 0) -> dict[str, Any]:
-        return {
-            "source": source_name,
-            "quarantined": self.quarantined,
-            "replayed": self.replayed,
-            "failed": self.failed,
-            "deleted": deleted,
-        }
-
-
-def _outcome_of(record: Mapping[str, Any]) -> Outcome:
-    try:
-        return Outcome(str(record.get("outcome", "")))
-    except ValueError:
-        # Unknown or missing: never delete on a guess; the message comes back next run.
-        return Outcome.FAILED
-
-
-def settle_outcomes(records: Iterable[Mapping[str, Any]]) -> SourceOutcomes:
-    """Group the item Map's outcomes of one source and decide which messages to delete.
-
-    A message is deletable when none of its records failed: a stream failure message expands
-    into several records sharing one receipt handle, and deleting it while one of them failed
-    would lose that record (kept, all of them come back next run; replays are idempotent).
-    Record ids and handles are deduplicated in first-seen order.
-
-    Example::
-
-        >>> settle_outcomes([
-        ...     {"recordId": "a", "receiptHandle": "m1", "outcome": "replayed"},
-        ...     {"recordId": "b", "receiptHandle": "m1", "outcome": "failed"},
-        ...     {"recordId": "c", "receiptHandle": "m2", "outcome": "quarantined"},
-        ... ]).deletable
-        ['m2']
-    """
-    ids: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
-    handled: dict[str, None] = {}
-    blocked: set[str] = set()
-    continuations: dict[str, dict[str, None]] = {}
-    for record in records:
-        outcome = _outcome_of(record)
-        record_id = str(record.get("recordId") or "")
-        if record_id:
-            ids[outcome][record_id] = None
-        handle = str(record.get("receiptHandle") or "")
-        if not handle:
-            continue
-        if outcome is Outcome.FAILED:
-            blocked.add(handle)
-        else:
-            handled[handle] = None
-        rest = record.get("continuation")
-        if isinstance(rest, str) and rest:
-            continuations.setdefault(handle, {})[rest] = None
-    deletable = [handle for handle in handled if handle not in blocked]
-    return SourceOutcomes(
-        quarantined=list(ids[Outcome.QUARANTINED]),
-        replayed=list(ids[Outcome.REPLAYED]),
-        failed=list(ids[Outcome.FAILED]),
-        deletable=deletable,
-        continuations={h: list(continuations[h]) for h in deletable if h in continuations},
-    )
-
-
-def _ids(value: Any) -> list[str]:
-    return [str(item) for item in value] if isinstance(value, list) else []
-
-
-def summarize_sources(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The workflow output: outcome counts over every source, quarantined ids, per-source results.
-
-    ``complete`` is false when a record failed or a source could not be drained or settled
-    (its result has ``error``): the workflow then ends FAILED, so an alarm fires instead of a
-    run that "succeeded" with work left behind.
-
-    Example::
-
-        >>> summarize_sources([{"source": "s", "quarantined": ["s#1"], "replayed": [],
-        ...                     "failed": [], "deleted": 1}])["complete"]
-        True
-    """
-    totals: dict[Outcome, dict[str, None]] = {outcome: {} for outcome in Outcome}
-    errors = 0
-    for source in sources:
-        for outcome in Outcome:
-            totals[outcome].update(dict.fromkeys(_ids(source.get(outcome.value))))
-        if source.get("error"):
-            errors += 1
-    quarantined = list(totals[Outcome.QUARANTINED])
-    failed = len(totals[Outcome.FAILED])
-    return {
-        "quarantined": len(quarantined),
-        "replayed": len(totals[Outcome.REPLAYED]),
-        "failed": failed,
-        "errors": errors,
-        "complete": failed == 0 and errors == 0,
-        "quarantinedRecords": quarantined,
-        "sources": [dict(source) for source in sources],
-    }

@@ -23,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.constructs.alarm_specs import AlarmSpec
+from stacks.constructs.alarm_specs import METRIC_PERIOD, AlarmSpec
 from stacks.constructs.guard import resolve_handler
 from stacks.nag import suppress
 
@@ -101,6 +101,8 @@ class PipelineFunction(Construct):
             reserved_concurrency=reserved_concurrency,
             description=description or f"Streamline {settings.stage} {service}",
         )
+        # built once: the errors alarm and the dashboard's errors graph watch this one metric
+        self.errors_metric = self.function.metric_errors(period=METRIC_PERIOD, statistic="Sum")
 
     def add_environment(self, key: str, value: str) -> None:
         self.function.add_environment(key, value)
@@ -114,7 +116,7 @@ class PipelineFunction(Construct):
             namespace=METRICS_NAMESPACE,
             metric_name=name,
             dimensions_map={"service": self.service},
-            period=period or Duration.minutes(1),
+            period=period or METRIC_PERIOD,
             statistic="Sum",
             label=f"{self.service} {name}",
         )
@@ -122,7 +124,7 @@ class PipelineFunction(Construct):
     def health_metrics(self) -> dict[str, tuple[cloudwatch.IMetric, ...]]:
         """The MetricGroup fields every processor shares: throughput, outcomes, errors, time."""
         fn = self.function
-        period = Duration.minutes(1)
+        period = METRIC_PERIOD
         return {
             "invocations": (fn.metric_invocations(period=period, statistic="Sum"),),
             "records": (self.metric_records("RecordsProcessed"),),
@@ -130,10 +132,7 @@ class PipelineFunction(Construct):
                 self.metric_records("RecordsFailed"),
                 self.metric_records("RecordsPoisoned"),
             ),
-            "errors": (
-                fn.metric_errors(period=period, statistic="Sum"),
-                fn.metric_throttles(period=period, statistic="Sum"),
-            ),
+            "errors": (self.errors_metric, fn.metric_throttles(period=period, statistic="Sum")),
             "duration": (fn.metric_duration(period=period, statistic="p99"),),
         }
 
@@ -141,7 +140,7 @@ class PipelineFunction(Construct):
         """Whole-batch failures (function errors): item failures never count here."""
         return AlarmSpec(
             name=f"{prefix}FunctionErrors",
-            metric=self.function.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            metric=self.errors_metric,
             threshold=threshold,
             description=f"{prefix}: whole-batch failures of {self.service}",
         )

@@ -78,6 +78,10 @@ class QueueProcessor(Construct):
         self.queue = self._build_queue(retention_period)
         self.event_source = self._build_event_source()
         self._grant_poison_path()
+        # built once: the alarm and the dashboard's lag graph watch this one metric
+        self.oldest_message_age = self.queue.metric_approximate_age_of_oldest_message(
+            period=METRIC_PERIOD, statistic="Maximum"
+        )
 
     @property
     def minimum_visibility_timeout(self) -> Duration:
@@ -191,9 +195,7 @@ class QueueProcessor(Construct):
             ),
             AlarmSpec(
                 name=f"{prefix}OldestMessageAge",
-                metric=self.queue.metric_approximate_age_of_oldest_message(
-                    period=METRIC_PERIOD, statistic="Maximum"
-                ),
+                metric=self.oldest_message_age,
                 threshold=self.thresholds.oldest_message_age_seconds,
                 evaluation_periods=3,
                 datapoints_to_alarm=3,
@@ -219,11 +221,7 @@ class QueueProcessor(Construct):
                     period=METRIC_PERIOD, statistic="Maximum"
                 ),
             ),
-            oldest_message_age=(
-                self.queue.metric_approximate_age_of_oldest_message(
-                    period=METRIC_PERIOD, statistic="Maximum"
-                ),
-            ),
+            oldest_message_age=(self.oldest_message_age,),
             dead_letters=(
                 self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} DLQ"

@@ -87,6 +87,10 @@ class StreamProcessor(Construct):
         self.failure_queue = self._build_failure_queue()
         self.event_source = self._build_event_source()
         self._grant_poison_path()
+        # built once: the alarm and the dashboard's lag graph watch this one metric
+        self.iterator_age = function.function.metric(
+            "IteratorAge", period=METRIC_PERIOD, statistic="Maximum"
+        )
 
     @property
     def stream_arn(self) -> str:
@@ -166,11 +170,10 @@ class StreamProcessor(Construct):
 
     def alarm_specs(self) -> list[AlarmSpec]:
         prefix = self.node.id
-        fn = self.processor.function
         return [
             AlarmSpec(
                 name=f"{prefix}IteratorAge",
-                metric=fn.metric("IteratorAge", period=METRIC_PERIOD, statistic="Maximum"),
+                metric=self.iterator_age,
                 threshold=self.thresholds.iterator_age_ms,
                 evaluation_periods=3,
                 datapoints_to_alarm=3,
@@ -186,7 +189,6 @@ class StreamProcessor(Construct):
         ]
 
     def metric_group(self) -> MetricGroup:
-        fn = self.processor.function
         kind = "Kinesis" if self.stream is not None else "DynamoDB stream"
         return MetricGroup(
             title=f"{self.node.id} ({kind})",
@@ -201,7 +203,7 @@ class StreamProcessor(Construct):
                 if self.stream is not None
                 else ()
             ),
-            iterator_age=(fn.metric("IteratorAge", period=METRIC_PERIOD, statistic="Maximum"),),
+            iterator_age=(self.iterator_age,),
             dead_letters=(
                 self.failure_queue.metric_approximate_number_of_messages_visible(
                     period=METRIC_PERIOD, statistic="Maximum", label=f"{self.node.id} failures"

@@ -37,7 +37,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streamline.ops.replay import dal_bound_to, publish
 from streamline.ops.target import (
@@ -46,6 +46,9 @@ from streamline.ops.target import (
     add_target_arguments,
     command_error,
 )
+
+if TYPE_CHECKING:
+    from orderflow.recovery_contract import QuarantineDocument
 
 __all__ = ["QuarantineError", "register", "render_payload", "run"]
 
@@ -215,7 +218,7 @@ def _ledger_item(target: Target, table: str, record_id: str) -> dict[str, Any]:
     return _flat(item)
 
 
-def _document(target: Target, bucket: str, item: dict[str, Any]) -> dict[str, Any]:
+def _document(target: Target, bucket: str, item: dict[str, Any]) -> QuarantineDocument:
     key = item.get("s3_key")
     if not key:
         raise QuarantineError(
@@ -229,7 +232,8 @@ def _document(target: Target, bucket: str, item: dict[str, Any]) -> dict[str, An
     document = json.loads(body)
     if not isinstance(document, dict):
         raise QuarantineError(f"s3://{bucket}/{key} is not a quarantine document")
-    return document
+    # written by the workflow's quarantine task; read defensively (.get) all the same
+    return cast("QuarantineDocument", document)
 
 
 # -- the subcommands ----------------------------------------------------------------------
@@ -289,7 +293,7 @@ def _show(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
-def _payload(target: Target, document: dict[str, Any]) -> str:
+def _payload(target: Target, document: QuarantineDocument) -> str:
     """The record's whole payload: from the object ``payloadRef`` names when it was too large
     for the workflow's state (the document then holds only its beginning)."""
     ref = document.get("payloadRef")

@@ -149,7 +149,8 @@ def new_events(pages: Iterator[list[dict[str, Any]]], after_id: int) -> list[dic
 
 
 def format_summary(output: dict[str, Any]) -> list[str]:
-    """The workflow output (``summarize``) as lines: totals, then one line per failure queue.
+    """The workflow output (``orderflow.recovery_contract.RecoverySummary``, read defensively)
+    as lines: totals, then one line per failure queue.
 
     Example::
 

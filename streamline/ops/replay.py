@@ -52,6 +52,7 @@ from streamline.topology import STREAM_ALIASES, replayable_failure_outputs
 if TYPE_CHECKING:
     from orderflow.dal import StreamRecord
     from orderflow.recovery import StreamBatchFailure
+    from orderflow.recovery_contract import ReplayTarget
 
 __all__ = [
     "FAILURE_QUEUES",
@@ -99,8 +100,8 @@ class StreamRef:
     name: str
     function: str | None = None
 
-    def publish_target(self) -> dict[str, str]:
-        """The workflow's target spec for this stream (see functions/recovery/handler.py)."""
+    def publish_target(self) -> ReplayTarget:
+        """The workflow's target spec for this stream (``orderflow.recovery_contract``)."""
         if self.kind == "kinesis":
             return {"type": "kinesis", "streamName": self.name, "streamArn": self.arn}
         return {"type": "lambda", "functionName": str(self.function), "streamArn": self.arn}
@@ -369,7 +370,7 @@ def _apply(env: dict[str, str | None]) -> None:
 
 
 def publish(
-    spec: dict[str, Any],
+    spec: ReplayTarget,
     payload: str | bytes,
     *,
     dedup_suffix: str,

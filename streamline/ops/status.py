@@ -205,6 +205,7 @@ def _recovery(target: Target, outputs: dict[str, str]) -> dict[str, Any]:
             }
             if last["status"] == "SUCCEEDED":
                 output = sfn.describe_execution(executionArn=last["executionArn"]).get("output")
+                # the workflow's output: orderflow.recovery_contract.RecoverySummary
                 summary = json.loads(output) if output else {}
                 if isinstance(summary, dict):
                     entry["summary"] = {

@@ -594,7 +594,7 @@ def test_given_source_results_when_summarized_then_counts_and_quarantined_ids_ov
 
 
 def test_given_an_unknown_or_missing_outcome_when_settled_then_treated_as_failed():
-    from orderflow.recovery import settle_outcomes
+    from orderflow.recovery_outcomes import settle_outcomes
 
     settled = settle_outcomes(
         [
@@ -620,7 +620,7 @@ def test_given_an_unknown_or_missing_outcome_when_settled_then_treated_as_failed
     )
 )
 def test_a_message_is_deletable_exactly_when_none_of_its_records_failed(rows):
-    from orderflow.recovery import settle_outcomes
+    from orderflow.recovery_outcomes import settle_outcomes
 
     records = [{"recordId": r, "receiptHandle": m, "outcome": o} for r, m, o in rows]
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orderflow.dal.clients import client
+from orderflow.errors import ErrorKind, classify
 
 __all__ = [
     "FailureQueue",
@@ -99,6 +100,30 @@ class StreamReader:
     #: DynamoDB Streams say nothing of what lies ahead: this many empty pages in a row mean the
     #: open shard's tip.
     EMPTY_PAGES_AT_TIP = 3
+    # Answers that say a stream range can never be read (no such stream or shard, a sequence
+    # number that is not one, records past retention): a verdict on the message, not a hiccup.
+    RANGE_GONE = frozenset(
+        {
+            "ResourceNotFoundException",
+            "InvalidArgumentException",
+            "TrimmedDataAccessException",
+            "ValidationException",
+        }
+    )
+
+    @classmethod
+    def is_transient(cls, exc: BaseException) -> bool:
+        """A read failed with a throttle, a 5xx or a lost connection: worth another run, not a
+        verdict on the record."""
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+        if isinstance(exc, IncompleteRangeRead):
+            return True
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            return code not in cls.RANGE_GONE and classify(exc) is ErrorKind.TRANSIENT
+        # A parameter the SDK refuses (a forged shard id too short to be one) never gets better.
+        return isinstance(exc, BotoCoreError) and not isinstance(exc, ParamValidationError)
 
     def kinesis_range(
         self, stream_arn: str, shard_id: str, start: str, end: str, limit: int

@@ -3,7 +3,7 @@
 The recovery workflow's ``replay`` task and the ``streamline replay`` / ``quarantine release``
 commands must put a record back exactly the same way, so both call :func:`publish_replay`.
 
-Targets (the workflow's target specs, see ``orderflow.recovery``):
+Targets (the workflow's :class:`~orderflow.recovery_contract.ReplayTarget`, by ``type``):
 
 - ``kinesis``: PutRecord to the stream, partition key = the record's own or the order id;
 - ``sqs``: SendMessage with a fresh FIFO deduplication id (``<task id>:<suffix>``): the original
@@ -21,13 +21,13 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from orderflow.dal.invoker import FunctionInvoker
 from orderflow.dal.queues import send_message
 from orderflow.dal.recovery import kinesis_put
 from orderflow.events import fifo_group_id, parse_task
 from orderflow.recovery import partition_key_for, synthetic_stream_event
+from orderflow.recovery_contract import ReplayTarget, TargetType
 
 __all__ = ["ReplayPublishError", "publish_replay"]
 
@@ -37,7 +37,7 @@ class ReplayPublishError(RuntimeError):
 
 
 def publish_replay(
-    target: dict[str, Any],
+    target: ReplayTarget,
     payload: str | bytes,
     *,
     dedup_suffix: str,
@@ -46,12 +46,12 @@ def publish_replay(
     """Publish ``payload`` to ``target``; returns where it went (for logs and reports)."""
     kind = target.get("type")
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    if kind == "kinesis":
+    if kind == TargetType.KINESIS:
         data = payload if isinstance(payload, bytes) else payload.encode()
         key = partition_key or partition_key_for(text)
         sequence = kinesis_put(target["streamName"], data, key)
         return f"kinesis {target['streamName']} (key {key}, sequence {sequence})"
-    if kind == "sqs":
+    if kind == TargetType.SQS:
         task = parse_task(text)
         message_id = send_message(
             target["queueUrl"],
@@ -60,7 +60,7 @@ def publish_replay(
             dedup_id=f"{task.task_id}:{dedup_suffix}",
         )
         return f"sqs {target['queueUrl'].rsplit('/', 1)[-1]} (message {message_id})"
-    if kind == "lambda":
+    if kind == TargetType.LAMBDA:
         event = synthetic_stream_event(text, target.get("streamArn"))
         result = FunctionInvoker().invoke_sync(target["functionName"], json.dumps(event).encode())
         failures = (
@@ -72,7 +72,7 @@ def publish_replay(
                 f"{result.function_error or 'batchItemFailures'}"
             )
         return f"lambda {target['functionName']} (synchronous)"
-    if kind == "lambda-async":
+    if kind == TargetType.LAMBDA_ASYNC:
         parse_task(text)
         FunctionInvoker().invoke_async(target["functionName"], text.encode())
         return f"lambda {target['functionName']} (asynchronous)"
