@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -189,9 +191,15 @@ class ProcessingStack(Stack):
         )
 
     # metrics and alarms ---------------------------------------------------------------------
+    # A metric an alarm and a dashboard graph both watch is built once.
+
+    @functools.cached_property
+    def _notifier_delivery_failures(self) -> cloudwatch.Metric:
+        return self.notifier_function.function.metric(
+            "DestinationDeliveryFailures", period=METRIC_PERIOD, statistic="Sum"
+        )
 
     def alarm_specs(self) -> list[AlarmSpec]:
-        notifier = self.notifier_function.function
         thresholds = self.config.alarms
         return [
             *self.changes.alarm_specs(),
@@ -199,9 +207,7 @@ class ProcessingStack(Stack):
             *self.notifications.alarm_specs(),
             AlarmSpec(
                 name="NotifierDestinationDeliveryFailures",
-                metric=notifier.metric(
-                    "DestinationDeliveryFailures", period=METRIC_PERIOD, statistic="Sum"
-                ),
+                metric=self._notifier_delivery_failures,
                 threshold=1,
                 description="notifier: Lambda could not deliver to audit bus or notify-failures",
             ),
@@ -213,7 +219,7 @@ class ProcessingStack(Stack):
             ),
             AlarmSpec(
                 name="NotifierErrors",
-                metric=notifier.metric_errors(period=METRIC_PERIOD, statistic="Sum"),
+                metric=self.notifier_function.errors_metric,
                 threshold=thresholds.function_errors,
                 description="notifier: function errors (retried, then sent to notify-failures)",
             ),
@@ -228,12 +234,7 @@ class ProcessingStack(Stack):
             MetricGroup(
                 title="Notifier (async, Destinations)",
                 invocations=(notifier.metric_invocations(period=METRIC_PERIOD, statistic="Sum"),),
-                errors=(
-                    notifier.metric_errors(period=METRIC_PERIOD, statistic="Sum"),
-                    notifier.metric(
-                        "DestinationDeliveryFailures", period=METRIC_PERIOD, statistic="Sum"
-                    ),
-                ),
+                errors=(self.notifier_function.errors_metric, self._notifier_delivery_failures),
                 duration=(notifier.metric_duration(period=METRIC_PERIOD, statistic="p99"),),
                 dead_letters=(
                     self.notify_failures.metric_approximate_number_of_messages_visible(
