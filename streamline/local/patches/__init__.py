@@ -98,6 +98,7 @@ set_apply_order(
     custom_resources.custom_resource_callback_host,
     core.cors_off,
     core.api_call_counting,
+    core.request_lookups_computed_once,
     # smaller fidelity gaps (the id checks wrap the SQS patches above)
     sqs.sqs_message_group_and_deduplication_ids_validated,
     cloudwatch.cloudwatch_alarms_start_insufficient_data,

@@ -26,3 +26,22 @@ def test_patches_fail_loudly_when_a_patched_attribute_is_gone() -> None:
             patches.apply_all()
     finally:
         patches.PATCHES.remove(broken)
+
+
+def test_the_per_request_lookups_are_moto_s_answers_computed_once() -> None:
+    import inspect
+
+    import moto.backends
+    import moto.core.responses as responses
+    from moto.sqs.responses import SQSResponse
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    names = responses.method_names_from_class(SQSResponse)
+    assert names == {name for name, _ in inspect.getmembers(SQSResponse, inspect.isfunction)}
+    assert "send_message" in names
+    assert responses.method_names_from_class(SQSResponse) is names  # cached, not recomputed
+    listed = moto.backends.list_of_moto_modules()
+    original = moto_original(moto.backends, "list_of_moto_modules")
+    assert listed == set(original()) and {"sqs", "dynamodb", "kinesis"} <= listed
