@@ -7,6 +7,8 @@ transient faults, wait until the pipeline is idle, run the recovery workflow unt
 queues are drained, then summarise what happened and check conservation: every event is in the
 sink exactly once or quarantined with its reason. Exit status 1 when that check fails.
 This module drives the run; :mod:`streamline.demo.observe` watches it and reads what it left.
+It stays one module of ~510 lines because the run's phases (start, deploy, produce, process and
+recover, collect) are one sequence a reader follows top to bottom.
 
 Example::
 

@@ -26,6 +26,10 @@ Example::
     request_id = engine.submit("my-function", b'{"order": 1}')
     ...
     engine.stop()
+
+One module of ~510 lines: the queue, the retry schedule, event age and the settling into
+Destinations are one state machine per event; the record shapes and their delivery already live
+in :mod:`streamline.local.destinations`.
 """
 
 from __future__ import annotations
