@@ -119,6 +119,9 @@ class CodeStore:
         self._state_dir = Path(state_dir)
         self._lock = threading.Lock()
         self._ready: dict[Path, list[Path]] = {}
+        # Resolving the installed distributions costs ~27 ms CPU; the venv does not change
+        # while the cloud runs, so each package directory is resolved once, not per cold start.
+        self._package_dirs: dict[tuple[str, tuple[str, ...], frozenset[str]], Path] = {}
 
     def function_code(self, code_sha: str, code_bytes: bytes) -> Path:
         """The task root for a code zip (``LAMBDA_TASK_ROOT``), extracted on first use."""
@@ -173,7 +176,11 @@ class CodeStore:
         return self._symlink_dir("runtime", RUNTIME_DISTRIBUTIONS, frozenset())
 
     def _symlink_dir(self, name: str, roots: Iterable[str], extras: frozenset[str]) -> Path:
-        dists = _closure(roots, extras)
+        key = (name, tuple(roots), extras)
+        known = self._package_dirs.get(key)
+        if known is not None and known.exists():
+            return known
+        dists = _closure(key[1], extras)
         # Versions are part of the name so upgrading the venv rebuilds the directory.
         label = "-".join(sorted(f"{_canonical(d.metadata['Name'])}={d.version}" for d in dists))
         target = self._state_dir / "layers" / f"{name}-{_short_hash(label)}"
@@ -186,6 +193,7 @@ class CodeStore:
                         link.symlink_to(source)
 
         self._build(target, build)
+        self._package_dirs[key] = target
         return target
 
     def _build(self, target: Path, fill: Callable[[Path], None]) -> None:

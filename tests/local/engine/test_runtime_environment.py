@@ -428,3 +428,28 @@ def test_shutdown_kills_every_environment(moto: LocalMoto, tmp_path: Path) -> No
         import os
 
         os.kill(body["pid"], 0)
+
+
+def test_package_directories_are_resolved_once_and_rebuilt_if_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from streamline.local.runtime import layers
+
+    resolved: list[object] = []
+    closure = layers._closure
+
+    def counting(roots: Any, extras: frozenset[str]) -> Any:
+        resolved.append(roots)
+        return closure(roots, extras)
+
+    monkeypatch.setattr(layers, "_closure", counting)
+    store = layers.CodeStore(tmp_path)
+    first = store.powertools_layer()
+    assert store.powertools_layer() == first and store.runtime_packages()
+    assert len(resolved) == 2  # powertools once, runtime once: not per cold start
+    assert (first[0] / "aws_lambda_powertools").exists()
+    shutil.rmtree(first[0])  # a state dir cleaned under a running cloud is built again
+    assert store.powertools_layer() == first and (first[0] / "aws_lambda_powertools").exists()
+    assert len(resolved) == 3
