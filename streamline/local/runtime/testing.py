@@ -57,13 +57,14 @@ def create_function(
     *,
     handler: str = "app.handler",
     runtime: str = "python3.12",
+    role: str = ROLE_ARN,
     **kwargs: Any,
 ) -> str:
     """Create a function from source files; returns its ARN."""
     response = lambda_client.create_function(
         FunctionName=name,
         Runtime=runtime,
-        Role=ROLE_ARN,
+        Role=role,
         Handler=handler,
         Code={"ZipFile": make_zip(files)},
         **kwargs,

@@ -17,7 +17,7 @@ import pytest
 
 from streamline.local.api_calls import API_CALLS, since, tallies_since
 from streamline.local.cloud import LocalCloud
-from streamline.local.runtime.testing import make_zip
+from streamline.local.runtime.testing import create_function
 
 pytestmark = pytest.mark.local
 
@@ -51,12 +51,8 @@ def _function(cloud: LocalCloud, name: str, source: str) -> None:
     role = cloud.client("iam").create_role(
         RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
     )["Role"]["Arn"]
-    cloud.client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": source})},
+    create_function(
+        cloud.client("lambda"), name, {"app.py": source}, runtime="python3.13", role=role
     )
 
 

@@ -15,7 +15,7 @@ from orderflow.tracing import LinkedTraces, parse_daemon_address
 
 from streamline.local.cloud import LocalCloud
 from streamline.local.esm.testing import wait_until
-from streamline.local.runtime.testing import make_zip
+from streamline.local.runtime.testing import create_function
 from streamline.ops.target import Target
 from streamline.ops.traces import format_tree, run
 
@@ -112,12 +112,12 @@ def test_powertools_subsegments_reach_xray_under_the_function_segment(
     role = cloud.client("iam").create_role(
         RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
     )["Role"]["Arn"]
-    cloud.client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": HANDLER})},
+    create_function(
+        cloud.client("lambda"),
+        name,
+        {"app.py": HANDLER},
+        runtime="python3.13",
+        role=role,
         TracingConfig={"Mode": "Active"},
         Layers=[POWERTOOLS],
     )
