@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
     from streamline.local.durability import Durability
+    from streamline.local.keepalive import LiveConnections
 
 __all__ = [
     "ACCOUNT_ID",
@@ -335,6 +336,7 @@ class MotoServer:
         self._host = host
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: LiveConnections | None = None
         self._previous_moto_port: str | None = None
         self.backends = Backends()
         # Extra JSON endpoints (path -> callable), shared with the WSGI wrapper on start.
@@ -355,12 +357,10 @@ class MotoServer:
     def start(self) -> None:
         """Bind the port (raising :class:`PortInUseError` if taken) and serve in a thread."""
         # Imported here: importing moto's server pulls in every service (about a second).
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
+
+        from streamline.local.keepalive import KeepAliveHandler, LiveConnections
 
         # werkzeug logs every request at INFO; a busy pipeline would flood the terminal.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -381,8 +381,11 @@ class MotoServer:
                 self._requested_port,
                 app,
                 threaded=True,
-                request_handler=MotoRequestHandler,
+                # Persistent connections: werkzeug's own handler closes every one.
+                request_handler=KeepAliveHandler,
             )
+            self._connections = LiveConnections()
+            self._server.connections = self._connections  # type: ignore[attr-defined]
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower():
                 raise PortInUseError(
@@ -406,6 +409,10 @@ class MotoServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            # Kept-alive connections would otherwise hold their threads (and their clients)
+            # until the idle timeout.
+            if self._connections is not None:
+                self._connections.close_all()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = None
