@@ -397,11 +397,18 @@ def main(argv: list[str] | None = None) -> int:
             outputs: dict[str, str] = {}
             for stack_outputs in cloud.deploy(ROOT).values():
                 outputs.update(stack_outputs)
+            print("deployed; warming up", file=sys.stderr, flush=True)
             if args.warmup:
                 warm = DemoOptions(events=args.warmup, poison_rate=0.0, transient_rate=0.0)
                 run_pipeline(cloud, outputs, warm, out=quiet)
+            print(f"measuring {args.events} events", file=sys.stderr, flush=True)
             run = measured_run(cloud, outputs, args.events)
-            result = {"warmup": args.warmup, "run": run, "floor": floor(cloud, run["calls"], args.events)}
+            print("measuring the floor", file=sys.stderr, flush=True)
+            result = {
+                "warmup": args.warmup,
+                "run": run,
+                "floor": floor(cloud, run["calls"], args.events),
+            }
         finally:
             cloud.stop()
     run["calls"] = {"/".join(k): v for k, v in run["calls"].items()}

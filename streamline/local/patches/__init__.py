@@ -27,6 +27,7 @@ from streamline.local.patches import (
     dynamodb,
     events,
     iam_sts,
+    kinesis,
     sns,
     sqs,
     stepfunctions,
@@ -79,6 +80,7 @@ set_apply_order(
     sqs.sqs_receive_keeps_fifo_group_order,
     sqs.sqs_batch_entries_keep_system_attributes,
     sqs.sqs_message_counters,
+    kinesis.kinesis_shard_ends_constant_time,
     awslambda.lambda_event_source_mapping_validation,
     # public layers, and the Lambda properties CloudFormation drops
     awslambda.lambda_public_layers_accepted,

@@ -45,3 +45,30 @@ def test_the_per_request_lookups_are_moto_s_answers_computed_once() -> None:
     listed = moto.backends.list_of_moto_modules()
     original = moto_original(moto.backends, "list_of_moto_modules")
     assert listed == set(original()) and {"sqs", "dynamodb", "kinesis"} <= listed
+
+
+class _KeysForbidden(dict):  # type: ignore[type-arg]
+    """A shard's records that fail the test if anything lists every key."""
+
+    def keys(self):  # type: ignore[no-untyped-def, override]
+        raise AssertionError("listed every key of the shard: O(records) per call")
+
+
+def test_a_shard_s_ends_are_moto_s_answers_without_listing_its_records() -> None:
+    from moto.kinesis.models import Shard
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    shard = Shard(0, "0", "340282366920938463463374607431768211455", "123456789012", "us-east-1")
+    original_max = moto_original(Shard, "get_max_sequence_number")
+    original_min = moto_original(Shard, "get_min_sequence_number")
+    assert (shard.get_min_sequence_number(), shard.get_max_sequence_number()) == (0, 0)
+    for _ in range(5):
+        shard.put_record("key", "ZGF0YQ==", None)
+    del shard.records[1]  # trimmed by retention: the oldest is gone
+    expected = (original_min(shard), original_max(shard))
+    assert expected == (2, 5)
+    shard.records = _KeysForbidden(shard.records)
+    assert (shard.get_min_sequence_number(), shard.get_max_sequence_number()) == expected
+    assert shard.put_record("key", "ZGF0YQ==", None) == "6"
