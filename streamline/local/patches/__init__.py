@@ -70,6 +70,7 @@ set_apply_order(
     awslambda.builtin_triggers_off,  # first: it reads the source of moto's own Queue.add_message
     dynamodb.dynamodb_stream_label_from_the_change_clock,
     dynamodb.update_item_writes_one_stream_record,
+    dynamodb.dynamodb_update_expressions_parsed_once,
     # invocations routed to our runner and async engine
     awslambda.lambda_invoker_replaced,
     sns.sns_lambda_delivery_async,

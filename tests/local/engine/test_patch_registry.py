@@ -72,3 +72,66 @@ def test_a_shard_s_ends_are_moto_s_answers_without_listing_its_records() -> None
     shard.records = _KeysForbidden(shard.records)
     assert (shard.get_min_sequence_number(), shard.get_max_sequence_number()) == expected
     assert shard.put_record("key", "ZGF0YQ==", None) == "6"
+
+
+def _tree(node: object) -> object:
+    """A parse tree as nested tuples (node type, children or value), without parent links."""
+    children = getattr(node, "children", None)
+    if isinstance(children, list):
+        return (type(node).__name__, [_tree(child) for child in children])
+    if isinstance(node, str | int | float):
+        return (type(node).__name__, node)
+    return (type(node).__name__, children)
+
+
+def test_an_update_expression_is_parsed_once_into_moto_s_own_tree() -> None:
+    from moto.dynamodb.exceptions import InvalidTokenException
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    original = moto_original(UpdateExpressionParser, "make").__func__
+    expressions = [
+        "SET #a = :a, #b = if_not_exists(#b, :b) REMOVE #c",
+        "SET n = n + :one ADD tags :t DELETE old :o",
+        "REMOVE a.b[2], #x",
+    ]
+    for text in expressions:
+        parsed = UpdateExpressionParser.make(text)
+        assert _tree(parsed) == _tree(original(UpdateExpressionParser, text))
+        assert UpdateExpressionParser.make(text) is parsed  # parsed once
+
+    # moto validates and executes on a copy: the shared tree is the same after real updates.
+    backend = DynamoDBBackend("us-east-1", "123456789012")
+    backend.create_table(
+        "t",
+        schema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        throughput=None,
+        attr=[{"AttributeName": "k", "AttributeType": "S"}],
+        global_indexes=None,
+        indexes=None,
+        streams=None,
+        billing_mode="PAY_PER_REQUEST",
+        sse_specification=None,
+        tags=None,
+        deletion_protection_enabled=None,
+        warm_throughput=None,
+    )
+    text = "SET #a = :a, #n = if_not_exists(#n, :zero) + :one"
+    before = _tree(UpdateExpressionParser.make(text))
+    for n in range(3):
+        item = backend.update_item(
+            "t",
+            {"k": {"S": "one"}},
+            text,
+            {"#a": "a", "#n": "n"},
+            {":a": {"S": f"v{n}"}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+    assert item.to_json()["Attributes"]["n"] == {"N": "3"}
+    assert _tree(UpdateExpressionParser.make(text)) == before
+    with pytest.raises(InvalidTokenException):  # a bad string fails every time, never cached
+        UpdateExpressionParser.make("SET a = = b")
+    with pytest.raises(InvalidTokenException):
+        UpdateExpressionParser.make("SET a = = b")
