@@ -130,6 +130,8 @@ class LocalCloud:
         allowed_origins: frozenset[str] = frozenset(),
     ) -> None:
         self.state = StateDir(state_dir)
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
         self.clock: Clock = clock or SystemClock()
         # Loopback only, for its owner: browsers only from ``allowed_origins`` (server.py).
         self.server = MotoServer(port, allowed_origins=allowed_origins)
@@ -299,8 +301,19 @@ class LocalCloud:
         return deploy(Path(app_dir), self.endpoint_url, context)
 
     def client(self, service: str) -> Any:
-        """A boto3 client for this cloud."""
-        return make_client(service, self.endpoint_url)
+        """A boto3 client for this cloud, built once per service and endpoint and shared.
+
+        Building one costs about 100 ms of CPU (the service model and endpoint rules): the demo's
+        observation and the tests ask for clients in loops. boto3 clients are safe to share
+        between threads; the endpoint is part of the key because a restarted cloud may listen
+        on another port.
+        """
+        key = (service, self.endpoint_url)
+        with self._clients_lock:
+            built = self._clients.get(key)
+            if built is None:
+                built = self._clients[key] = make_client(service, self.endpoint_url)
+        return built
 
     def busy(self) -> list[str]:
         """Names of the parts that still have work in flight."""
