@@ -32,6 +32,11 @@ class FunctionInvoker:
         response = client("lambda").invoke(
             FunctionName=function_name, InvocationType="Event", Payload=payload
         )
+        # The (empty) body must be read for the connection to go back to the pool: an unread
+        # one holds it, and the next call opens a new connection (measured: one per event).
+        body = response.get("Payload")
+        if body is not None:
+            body.read()
         return int(response["StatusCode"])
 
     def invoke_sync(self, function_name: str, payload: bytes) -> InvocationResult:
