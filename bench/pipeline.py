@@ -157,6 +157,49 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class BacklogSampler:
+    """Each second: records waiting in each mapping's source, and async events queued. The
+    stage whose backlog grows while the others stay low is the one that limits the rate."""
+
+    def __init__(self, cloud: Any, interval: float = 1.0) -> None:
+        self.cloud = cloud
+        self.interval = interval
+        self.samples: list[dict[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-backlog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            sample: dict[str, int] = {}
+            for mapping in self.cloud.esm.status():
+                name = str(mapping.get("function", "")).rsplit(":", 1)[-1]
+                stage = name.split("-")[2] if name.count("-") >= 2 else name
+                source = str(mapping.get("source_arn", "")).split(":")[2]
+                key = f"{source} -> {stage}"
+                sample[key] = sample.get(key, 0) + int(mapping.get("backlog") or 0)
+            queued = self.cloud.async_engine.status()
+            sample["async -> notifier"] = int(queued.get("queued", 0)) + int(
+                queued.get("in_flight", 0)
+            )
+            self.samples.append(sample)
+
+    def peaks(self) -> dict[str, tuple[int, int]]:
+        """Per stage: the highest backlog, and the second (from the start) it was reached."""
+        out: dict[str, tuple[int, int]] = {}
+        for second, sample in enumerate(self.samples, start=1):
+            for stage, depth in sample.items():
+                if depth > out.get(stage, (-1, 0))[0]:
+                    out[stage] = (depth, second)
+        return out
+
+
 # --- the floor: each operation the pipeline called, replayed alone ---------------------------
 
 
@@ -283,9 +326,13 @@ def measured_run(cloud: Any, outputs: Mapping[str, str], events: int) -> dict[st
     options = DemoOptions(events=events, poison_rate=0.0, transient_rate=0.0, seed=13)
     tallies_before = API_CALLS.tallies()
     sampler = CpuSampler()
+    backlogs = BacklogSampler(cloud)
+    opened_before = cloud.server.connections_opened
     started_at = time.time()
     sampler.start()
+    backlogs.start()
     summary = run_pipeline(cloud, outputs, options, out=quiet)
+    backlogs.stop()
     sampler.stop()
     calls = tallies_since(tallies_before)
     last_effect = max(
@@ -304,6 +351,9 @@ def measured_run(cloud: Any, outputs: Mapping[str, str], events: int) -> dict[st
         "cpu": sampler.by_component(),
         "calls": dict(per_operation),
         "cold_starts": sum(c.count for c in summary.cold_starts),
+        "connections_opened": cloud.server.connections_opened - opened_before,
+        "backlog_peaks": backlogs.peaks(),
+        "backlog_samples": backlogs.samples,
     }
 
 
@@ -351,6 +401,7 @@ def render(result: Mapping[str, Any]) -> str:
         f"| floor: the pipeline's API calls alone, CPU ms per event | {low['ms_per_event']:.2f} |",
         f"| pipeline CPU over floor | {total_ms / max(low['ms_per_event'], 1e-9):.2f}x |",
         f"| cold starts in the measured run | {run['cold_starts']} |",
+        f"| HTTP connections opened per event | {run['connections_opened'] / events:.3f} |",
         "",
         "CPU per event by component (ms)",
         "| component | ms/event | share |",
@@ -361,6 +412,14 @@ def render(result: Mapping[str, Any]) -> str:
         lines.append(
             f"| {component} | {seconds / events * 1000.0:.2f} | {seconds / all_seconds:.0%} |"
         )
+    lines += [
+        "",
+        "Backlog per stage (records waiting; the stage that limits the rate grows)",
+        "| stage | peak | at second |",
+        "|---|---:|---:|",
+    ]
+    for stage, (peak, second) in sorted(run["backlog_peaks"].items()):
+        lines.append(f"| {stage} | {peak} | {second} |")
     lines += [
         "",
         "API calls per event over HTTP, and each one's CPU alone (client + server, ms)",
@@ -383,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--async-workers",
+        type=int,
+        default=None,
+        help="concurrent asynchronous invocations (the local cloud's default if unset)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.warmup < 0:
         parser.error("--events must be at least 1 and --warmup at least 0")
@@ -390,8 +455,20 @@ def main(argv: list[str] | None = None) -> int:
     from streamline.demo.run import DemoOptions, run_pipeline
     from streamline.local.cloud import LocalCloud
 
+    factory = None
+    if args.async_workers is not None:
+        from streamline.local.async_invoke import AsyncEngine
+
+        def factory(cloud: Any) -> Any:
+            return AsyncEngine(
+                cloud.backends, cloud.runner, cloud.clock, workers=args.async_workers
+            )
+
     with tempfile.TemporaryDirectory(prefix="streamline-bench-") as state:
-        cloud = LocalCloud(state_dir=state, publish=False)
+        if factory is None:
+            cloud = LocalCloud(state_dir=state, publish=False)
+        else:
+            cloud = LocalCloud(state_dir=state, publish=False, async_factory=factory)
         cloud.start()
         try:
             outputs: dict[str, str] = {}

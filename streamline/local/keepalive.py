@@ -53,10 +53,13 @@ class LiveConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        #: Connections accepted so far (the pipeline bench reports them per event).
+        self.opened = 0
 
     def add(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.add(sock)
+            self.opened += 1
 
     def discard(self, sock: socket.socket) -> None:
         with self._lock:

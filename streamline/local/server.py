@@ -351,6 +351,11 @@ class MotoServer:
         return int(self._server.server_address[1])
 
     @property
+    def connections_opened(self) -> int:
+        """HTTP connections accepted since start (each kept open for many requests)."""
+        return self._connections.opened if self._connections is not None else 0
+
+    @property
     def endpoint_url(self) -> str:
         return f"http://localhost:{self.port}"
 

@@ -83,6 +83,7 @@ def test_aws_calls_reuse_connections_and_answer_as_before(server: MotoServer) ->
         sqs.send_message_batch(QueueUrl=url, Entries=[])
     sqs.send_message(QueueUrl=url, MessageBody="after the error")
     assert server._connections is not None and len(server._connections) == 1
+    assert server.connections_opened == 1
 
 
 def test_stopping_the_server_ends_kept_connections(server: MotoServer) -> None:
