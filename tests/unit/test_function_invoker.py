@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
-
 from orderflow.dal import FunctionInvoker
 from orderflow.dal import invoker as invoker_module
 
