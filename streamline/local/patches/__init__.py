@@ -71,6 +71,7 @@ set_apply_order(
     dynamodb.dynamodb_stream_label_from_the_change_clock,
     dynamodb.update_item_writes_one_stream_record,
     dynamodb.dynamodb_update_expressions_parsed_once,
+    dynamodb.dynamodb_condition_expressions_lexed_once,
     # invocations routed to our runner and async engine
     awslambda.lambda_invoker_replaced,
     sns.sns_lambda_delivery_async,

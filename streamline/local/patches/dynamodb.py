@@ -94,9 +94,9 @@ def dynamodb_cloudformation_sse_specification() -> None:
     cfn_wrapper(Table, adjust)
 
 
-#: Distinct update expressions kept parsed. A pipeline writes with a handful of expression
-#: strings (values travel as placeholders); the bound only matters for a client that builds a
-#: new expression per call.
+#: Distinct update (and condition) expressions kept parsed. A pipeline writes with a handful of
+#: expression strings (values travel as placeholders); the bound only matters for a client
+#: that builds a new expression per call.
 PARSED_UPDATE_EXPRESSIONS = 512
 
 
@@ -126,3 +126,37 @@ def dynamodb_update_expressions_parsed_once() -> None:
         return original(cls, expression_str)
 
     install(UpdateExpressionParser, "make", classmethod(make))
+
+
+@moto_patch("moto.dynamodb.comparisons:ConditionExpressionParser._lex_condition_expression")
+def dynamodb_condition_expressions_lexed_once() -> None:
+    """A ConditionExpression string is split into tokens once, not on every request.
+
+    moto's lexer tries up to six regular expressions per token, on every conditional write,
+    though the pipeline's writes reuse a few expression strings (values travel as
+    placeholders). The tokens depend on the string alone; names and values are applied by the
+    later parse steps, which still run per request. Each call gets fresh token nodes, equal to
+    moto's; a string moto cannot lex is not cached and fails the same way each time.
+    """
+    import functools
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    original = moto_original(ConditionExpressionParser, "_lex_condition_expression")
+
+    @functools.lru_cache(maxsize=PARSED_UPDATE_EXPRESSIONS)
+    def tokens(expression: str) -> tuple[tuple[Any, str], ...]:
+        lexed = original(ConditionExpressionParser(expression, None, None))
+        return tuple((node.nonterminal, node.text) for node in lexed)
+
+    def _lex_condition_expression(self: Any) -> Any:
+        if not isinstance(self.condition_expression, str):
+            return original(self)
+        node, literal = self.Node, self.Kind.LITERAL
+        return deque(
+            node(nonterminal=kind, kind=literal, text=text, value=text, children=[])
+            for kind, text in tokens(self.condition_expression)
+        )
+
+    install(ConditionExpressionParser, "_lex_condition_expression", _lex_condition_expression)

@@ -135,3 +135,30 @@ def test_an_update_expression_is_parsed_once_into_moto_s_own_tree() -> None:
         UpdateExpressionParser.make("SET a = = b")
     with pytest.raises(InvalidTokenException):
         UpdateExpressionParser.make("SET a = = b")
+
+
+def test_a_condition_expression_is_lexed_once_into_moto_s_own_tokens() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    original = moto_original(ConditionExpressionParser, "_lex_condition_expression")
+    expressions = [
+        "attribute_not_exists(effect_id)",
+        "attribute_not_exists(#v) OR (#v < :v AND #s <> :s) OR size(#t) BETWEEN :a AND :b",
+        "a.b[1] IN (:x, :y) AND NOT contains(#list, :z)",
+    ]
+    for text in expressions:
+        for _ in range(2):  # the second call is served from the cache
+            parser = ConditionExpressionParser(text, None, None)
+            cached = parser._lex_condition_expression()
+            assert list(cached) == list(original(ConditionExpressionParser(text, None, None)))
+            cached[0].children.append("changed by a caller")  # fresh nodes every call
+    names, values = {"#v": "version"}, {":v": {"N": "3"}}
+    for _ in range(2):
+        parsed = ConditionExpressionParser("attribute_not_exists(#v) OR #v < :v", names, values)
+        assert parsed.parse().expr(None) is True  # no item: the condition holds
+    for _ in range(2):  # a string moto cannot lex fails every time, never cached
+        with pytest.raises(ValueError, match="Cannot parse condition"):
+            ConditionExpressionParser("a = $b", None, None)._lex_condition_expression()
