@@ -204,35 +204,38 @@ class BacklogSampler:
 
 
 class Scratch:
-    """Scratch resources on the same server, and one representative call per operation."""
+    """Scratch resources on the same server, and one call per operation in the pipeline's own
+    request shapes: the orders write is ``OrdersRepository.record`` itself (a 12-attribute SET
+    with a condition), the effect write mirrors ``EffectsRepository.put_once``, the notify
+    invocation is an ``Event`` invoke checked but not run (``DryRun``), so only the API call is
+    measured."""
 
-    def __init__(self, cloud: Any) -> None:
+    def __init__(self, cloud: Any, function_name: str) -> None:
+        sys.path.insert(0, str(ROOT / "functions"))
+        from orderflow.dal.orders import OrdersRepository
+
         self.ddb = cloud.client("dynamodb")
         self.sqs = cloud.client("sqs")
         self.kinesis = cloud.client("kinesis")
         self.events = cloud.client("events")
+        self.lam = cloud.client("lambda")
         self.cloudwatch = cloud.client("cloudwatch")
         name = f"bench-floor-{uuid.uuid4().hex[:8]}"
-        self.table = name
-        self.ddb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        self.ddb.put_item(TableName=name, Item={"pk": {"S": "read"}, "v": {"S": "x" * 200}})
+        self.table = self._table(f"{name}-effects", "effect_id")
+        self.orders = OrdersRepository(self._table(f"{name}-orders", "order_id"), ddb=self.ddb)
         self.queue = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         self.kinesis.create_stream(StreamName=name, ShardCount=1)
-        self.stream = name
+        self.function = function_name
         self.n = 0
         self.calls: dict[tuple[str, str], Callable[[], Any]] = {
             ("dynamodb", "PutItem"): self._put_item,
             ("dynamodb", "GetItem"): lambda: self.ddb.get_item(
-                TableName=name, Key={"pk": {"S": "read"}}
+                TableName=self.table, Key={"effect_id": {"S": "e1"}}
             ),
             ("dynamodb", "UpdateItem"): self._update_item,
-            ("dynamodb", "TransactWriteItems"): self._transact,
-            ("dynamodb", "BatchWriteItem"): self._batch_write,
+            ("lambda", "Invoke"): lambda: self.lam.invoke(
+                FunctionName=self.function, InvocationType="DryRun", Payload=b"{}"
+            )["Payload"].read(),
             ("sqs", "SendMessage"): lambda: self.sqs.send_message(
                 QueueUrl=self.queue, MessageBody="x" * 300
             ),
@@ -240,12 +243,12 @@ class Scratch:
                 QueueUrl=self.queue,
                 Entries=[{"Id": str(i), "MessageBody": "x" * 300} for i in range(10)],
             ),
+            ("sqs", "GetQueueAttributes"): lambda: self.sqs.get_queue_attributes(
+                QueueUrl=self.queue, AttributeNames=["All"]
+            ),
             ("kinesis", "PutRecords"): lambda: self.kinesis.put_records(
                 StreamName=name,
                 Records=[{"Data": b"x" * 300, "PartitionKey": str(i)} for i in range(100)],
-            ),
-            ("kinesis", "PutRecord"): lambda: self.kinesis.put_record(
-                StreamName=name, Data=b"x" * 300, PartitionKey="k"
             ),
             ("events", "PutEvents"): lambda: self.events.put_events(
                 Entries=[{"Source": "bench", "DetailType": "floor", "Detail": "{}"}]
@@ -255,48 +258,46 @@ class Scratch:
             ),
         }
 
+    def _table(self, name: str, key: str) -> str:
+        self.ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        return name
+
     def _key(self) -> str:
         self.n += 1
         return f"k{self.n}"
 
     def _put_item(self) -> Any:
+        key = self._key()
         return self.ddb.put_item(
             TableName=self.table,
-            Item={"pk": {"S": self._key()}, "v": {"S": "x" * 200}},
-            ConditionExpression="attribute_not_exists(pk)",
+            Item={
+                "effect_id": {"S": f"notify#{key}"},
+                "order_id": {"S": key},
+                "kind": {"S": "notify"},
+                "event_id": {"S": str(uuid.uuid4())},
+                "created_at": {"S": datetime.now().isoformat()},
+            },
+            ConditionExpression="attribute_not_exists(effect_id)",
         )
 
     def _update_item(self) -> Any:
-        return self.ddb.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": "read"}},
-            UpdateExpression="SET c = if_not_exists(c, :z) + :one",
-            ExpressionAttributeValues={":z": {"N": "0"}, ":one": {"N": "1"}},
-        )
+        from orderflow.events import OrderState, OrderStatus
 
-    def _transact(self) -> Any:
-        return self.ddb.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {"pk": {"S": self._key()}, "v": {"S": "x" * 200}},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for _ in range(2)
-            ]
+        state = OrderState(
+            order_id=self._key(),
+            status=OrderStatus.CREATED,
+            version=1,
+            last_event_id=str(uuid.uuid4()),
+            amount_cents=1999,
+            customer_id="customer-1",
+            updated_at=datetime.now().astimezone(),
         )
-
-    def _batch_write(self) -> Any:
-        return self.ddb.batch_write_item(
-            RequestItems={
-                self.table: [
-                    {"PutRequest": {"Item": {"pk": {"S": self._key()}, "v": {"S": "x"}}}}
-                    for _ in range(10)
-                ]
-            }
-        )
+        return self.orders.record(state, trace_header="Root=1-00000000-000000000000000000000000")
 
     def cpu_ms_per_call(self, operation: tuple[str, str], repeat: int) -> float | None:
         call = self.calls.get(operation)
@@ -363,8 +364,10 @@ def _scan(cloud: Any, table: str) -> list[dict[str, Any]]:
     return scan_table(cloud, table)
 
 
-def floor(cloud: Any, calls: Mapping[tuple[str, str], int], events: int) -> dict[str, Any]:
-    scratch = Scratch(cloud)
+def floor(
+    cloud: Any, outputs: Mapping[str, str], calls: Mapping[tuple[str, str], int], events: int
+) -> dict[str, Any]:
+    scratch = Scratch(cloud, outputs["NotifierFunctionName"])
     rows = []
     replayed_ms = 0.0
     not_replayed = 0
@@ -484,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {
                 "warmup": args.warmup,
                 "run": run,
-                "floor": floor(cloud, run["calls"], args.events),
+                "floor": floor(cloud, outputs, run["calls"], args.events),
             }
         finally:
             cloud.stop()
