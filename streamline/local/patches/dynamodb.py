@@ -112,7 +112,7 @@ def dynamodb_update_expressions_parsed_once() -> None:
     """
     import functools
 
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     original = moto_original(UpdateExpressionParser, "make").__func__
 
