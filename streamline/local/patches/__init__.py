@@ -72,6 +72,9 @@ set_apply_order(
     dynamodb.update_item_writes_one_stream_record,
     dynamodb.dynamodb_update_expressions_parsed_once,
     dynamodb.dynamodb_condition_expressions_lexed_once,
+    dynamodb.dynamodb_update_validation_copies_trees_directly,
+    dynamodb.dynamodb_tree_walkers_build_their_map_once,
+    dynamodb.dynamodb_update_structure_checked_at_the_root,
     # invocations routed to our runner and async engine
     awslambda.lambda_invoker_replaced,
     sns.sns_lambda_delivery_async,

@@ -160,3 +160,134 @@ def dynamodb_condition_expressions_lexed_once() -> None:
         )
 
     install(ConditionExpressionParser, "_lex_condition_expression", _lex_condition_expression)
+
+
+@moto_patch("moto.dynamodb.parsing.validators:deepcopy")
+def dynamodb_update_validation_copies_trees_directly() -> None:
+    """The UpdateExpression validator copies the parsed tree with a copier that knows its nodes.
+
+    moto deep-copies the tree before validating it, twice per UpdateItem on a new item, through
+    ``copy.deepcopy``'s generic ``__reduce_ex__`` path: a fifth of the call's CPU for the
+    pipeline's 12-attribute update. Nodes are plain objects whose attributes are lists, other
+    nodes (``parent`` included) and immutable values; they are copied the same way, with the
+    same memo (shared and cyclic references stay shared), and anything else goes to
+    ``copy.deepcopy`` itself.
+    """
+    import copy
+
+    import moto.dynamodb.parsing.validators as validators
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    immutable = (str, int, float, bool, type(None))
+
+    def clone(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if memo is None:
+            memo = {}
+        return _clone(value, memo)
+
+    def _clone(value: Any, memo: dict[int, Any]) -> Any:
+        if isinstance(value, immutable):
+            return value
+        known = memo.get(id(value))
+        if known is not None:
+            return known
+        if type(value) is list:
+            copied: list[Any] = []
+            memo[id(value)] = copied
+            copied.extend(_clone(item, memo) for item in value)
+            return copied
+        if isinstance(value, Node) and getattr(type(value), "__deepcopy__", None) is None:
+            node = object.__new__(type(value))
+            memo[id(value)] = node
+            node.__dict__.update({key: _clone(item, memo) for key, item in vars(value).items()})
+            return node
+        return copy.deepcopy(value, memo)
+
+    install(validators, "deepcopy", clone)
+
+
+@moto_patch(
+    "moto.dynamodb.parsing.ast_nodes:DepthFirstTraverser.nodes_to_be_processed",
+    "moto.dynamodb.parsing.ast_nodes:DepthFirstTraverser.process",
+)
+def dynamodb_tree_walkers_build_their_map_once() -> None:
+    """Each validator pass builds its node-type map once, not at every node it visits.
+
+    moto's tree walkers rebuilt their ``{node type: handler}`` dict (and a tuple of its keys)
+    at every node of every pass: about 500 dicts per UpdateItem for the pipeline's update. The
+    map is a literal of the walker's own bound methods, the same every time for one walker, so
+    it is kept on the walker after the first node.
+    """
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+
+    def processing(self: Any) -> dict[Any, Any]:
+        found = self.__dict__.get("_streamline_map")
+        if found is None:
+            found = self.__dict__["_streamline_map"] = self._processing_map()
+        return found
+
+    def nodes_to_be_processed(self: Any) -> tuple[Any, ...]:
+        found = self.__dict__.get("_streamline_types")
+        if found is None:
+            found = self.__dict__["_streamline_types"] = tuple(processing(self).keys())
+        return found
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in processing(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    install(DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
+    install(DepthFirstTraverser, "process", process)
+
+
+@moto_patch(
+    "moto.dynamodb.parsing.validators:ActionCountValidator.traverse",
+    "moto.dynamodb.parsing.validators:OverlappingPathsValidator.traverse",
+)
+def dynamodb_update_structure_checked_at_the_root() -> None:
+    """Two structure checks of an UpdateExpression run once on the whole tree, not at each
+    of its nodes, when the whole tree passes.
+
+    moto checks "at most one SET/REMOVE/ADD clause" and "no two actions on overlapping paths"
+    at every node that is an ``UpdateExpression`` (about 35 in the pipeline's update), each
+    check a walk of that node's subtree: a third of UpdateItem's CPU. A node's clauses and
+    actions are a subset of the root's, so when the root passes, every node passes, and the
+    walk changes nothing (each check returns its node as it was). When the root fails, moto's
+    own walk runs, so the error and its wording are moto's.
+    """
+    from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+        UpdateExpression,
+        UpdateExpressionAddClause,
+        UpdateExpressionRemoveClause,
+        UpdateExpressionSetClause,
+    )
+    from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
+
+    clause_types = [
+        UpdateExpressionAddClause,
+        UpdateExpressionRemoveClause,
+        UpdateExpressionSetClause,
+    ]
+    count_walk = moto_original(ActionCountValidator, "traverse")
+    overlap_walk = moto_original(OverlappingPathsValidator, "traverse")
+
+    def counts_traverse(self: Any, node: Any) -> Any:
+        if isinstance(node, UpdateExpression):
+            found = [type(clause) for clause in node.find_clauses(clause_types)]
+            if all(found.count(kind) <= 1 for kind in clause_types):
+                return node
+        return count_walk(self, node)
+
+    def overlaps_traverse(self: Any, node: Any) -> Any:
+        if isinstance(node, UpdateExpression):
+            try:
+                self.check_for_overlapping_paths(node)
+            except Exception:  # moto's walk raises it again, in moto's order
+                return overlap_walk(self, node)
+            return node
+        return overlap_walk(self, node)
+
+    install(ActionCountValidator, "traverse", counts_traverse)
+    install(OverlappingPathsValidator, "traverse", overlaps_traverse)
