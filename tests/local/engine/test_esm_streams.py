@@ -523,6 +523,11 @@ def test_binary_attributes_reach_the_function_as_base64_and_the_shard_goes_on(en
     assert sorted(first["set"]["BS"]) == sorted(
         base64.b64encode(b).decode() for b in (b"\x01", b"\x02")
     )
+    # The delivered copy is the function's own: moto's stream record still holds bytes.
+    with env.moto.backends.lock:
+        table = env.moto.backends.dynamodb().get_table(env.name)
+        stored = table.stream_shard.items[0].record["dynamodb"]["NewImage"]
+    assert stored["blob"] == {"B": b"\x00\xffbin"}
 
 
 def test_an_exception_inside_a_round_is_shown_and_retried_never_a_dead_shard(env: Env) -> None:

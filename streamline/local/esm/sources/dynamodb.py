@@ -7,7 +7,6 @@ DynamoDB shard iterator forever), each shaped as Lambda's DynamoDB record.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +61,9 @@ class DynamoDBSource:
             raw = item.record
             # Binary (B, BS) as the stream's JSON carries it: base64 text. moto holds bytes,
             # which no JSON payload can hold (one such item once killed the shard's worker).
-            dynamodb = _binary_as_base64(copy.deepcopy(raw["dynamodb"]))
+            # The walk builds new dicts and lists, so moto's record is never changed through
+            # this copy (its leaves are immutable), without a deepcopy first.
+            dynamodb = _binary_as_base64(raw["dynamodb"])
             arrival = _epoch(dynamodb["ApproximateCreationDateTime"])
             dynamodb["ApproximateCreationDateTime"] = int(arrival)
             ordered = {
@@ -100,6 +101,7 @@ class DynamoDBSource:
 
 
 def _binary_as_base64(value: Any) -> Any:
+    """A copy of ``value`` (new dicts and lists all the way down) with bytes as base64 text."""
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
