@@ -178,7 +178,8 @@ def dynamodb_update_validation_copies_trees_directly() -> None:
     import moto.dynamodb.parsing.validators as validators
     from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
 
-    immutable = (str, int, float, bool, type(None))
+    immutable = frozenset({str, int, float, bool, type(None)})
+    plain_nodes: dict[type, bool] = {}  # node classes without a __deepcopy__ of their own
 
     def clone(value: Any, memo: dict[int, Any] | None = None) -> Any:
         if memo is None:
@@ -186,20 +187,27 @@ def dynamodb_update_validation_copies_trees_directly() -> None:
         return _clone(value, memo)
 
     def _clone(value: Any, memo: dict[int, Any]) -> Any:
-        if isinstance(value, immutable):
+        kind = type(value)
+        if kind in immutable:
             return value
         known = memo.get(id(value))
         if known is not None:
             return known
-        if type(value) is list:
+        if kind is list:
             copied: list[Any] = []
             memo[id(value)] = copied
-            copied.extend(_clone(item, memo) for item in value)
+            for item in value:
+                copied.append(item if type(item) in immutable else _clone(item, memo))
             return copied
-        if isinstance(value, Node) and getattr(type(value), "__deepcopy__", None) is None:
-            node = object.__new__(type(value))
+        plain = plain_nodes.get(kind)
+        if plain is None:
+            plain = plain_nodes[kind] = issubclass(kind, Node) and not hasattr(kind, "__deepcopy__")
+        if plain:
+            node = object.__new__(kind)
             memo[id(value)] = node
-            node.__dict__.update({key: _clone(item, memo) for key, item in vars(value).items()})
+            attributes = node.__dict__
+            for key, item in value.__dict__.items():
+                attributes[key] = item if type(item) in immutable else _clone(item, memo)
             return node
         return copy.deepcopy(value, memo)
 
