@@ -110,8 +110,11 @@ format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# The handlers' overhead, then the whole pipeline on the local cloud (about 3 minutes);
+# bench/README.md records both and how to read them.
 bench: setup
 	$(PY) bench/handlers.py
+	$(PY) bench/pipeline.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis .streamline
