@@ -113,8 +113,14 @@ class KeepAliveHandler(MotoRequestHandler):
         environ = self.environ = self.make_environ()
         try:
             body = self._request_body(environ)
-        except (ConnectionError, TimeoutError, ValueError):
-            self.close_connection = True  # the body never arrived whole: nothing to answer
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client left mid-body: nobody to answer
+            return
+        except (OSError, ValueError) as exc:  # a bad Content-Length or chunk: say so, then close
+            self.close_connection = True
+            reason = f"malformed request body: {exc}".encode("utf-8", "replace")[:200]
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                self.wfile.write(self._response(environ, "400 Bad Request", [], reason, keep=False))
             return
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

@@ -101,3 +101,27 @@ def test_stopping_the_server_ends_kept_connections(server: MotoServer) -> None:
     assert data == b""  # the server closed it, not a hang
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /_streamline/ping HTTP/1.1\r\nContent-Length: banana\r\n",
+        b"POST /_streamline/ping HTTP/1.1\r\nContent-Length: -5\r\n",
+        b"POST /_streamline/ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+    ],
+    ids=["words", "negative", "bad-chunk"],
+)
+def test_a_malformed_body_gets_a_400_and_the_server_serves_on(
+    server: MotoServer, head: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + f"Host: localhost:{server.port}\r\n\r\n".encode() + b"zz\r\nxx")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert b"Connection: close" in answer and b"malformed request body" in answer
+    conn = _connection(server)
+    conn.request("GET", "/_streamline/ping", headers={"Host": f"localhost:{server.port}"})
+    assert json.loads(conn.getresponse().read()) == {"pong": True}
