@@ -24,6 +24,7 @@ __all__ = [
     "NOTIFIER",
     "NOTIFY",
     "PROCESSORS",
+    "RECOVERY_ITEM_STATE",
     "STREAM_ALIASES",
     "Processor",
     "failure_queue_names",
@@ -96,6 +97,11 @@ NOTIFIER = Processor(
 
 #: In pipeline order.
 PROCESSORS: tuple[Processor, ...] = (INGEST, CHANGES, FULFIL, NOTIFY, NOTIFIER)
+
+#: The recovery workflow's state that ends each failed record's handling (replayed or
+#: quarantined): entered once per record, so its count in a history is the records a run handled
+#: (the cost model bills the workflow per run and per record by it).
+RECOVERY_ITEM_STATE = "ItemResult"
 
 #: ``--stream`` names of the pipeline's streams (the Kinesis stream, the orders table's stream).
 STREAM_ALIASES = ("order-events", "orders")

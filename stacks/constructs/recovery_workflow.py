@@ -36,6 +36,7 @@ from orderflow.recovery_contract import (
 from stacks.config import StageConfig
 from stacks.constructs.function import PipelineFunction
 from stacks.nag import suppress
+from streamline.topology import RECOVERY_ITEM_STATE
 
 __all__ = ["RecoveryFunctions", "RecoverySource", "RecoveryWorkflow"]
 
@@ -216,7 +217,7 @@ class RecoveryWorkflow(Construct):
         item_state = sfn.TaskInput.from_json_path_at("$")
         item_result = sfn.Pass(
             self,
-            "ItemResult",
+            RECOVERY_ITEM_STATE,
             parameters={
                 "recordId": sfn.JsonPath.string_at("$.item.recordId"),
                 "receiptHandle": sfn.JsonPath.string_at("$.item.receiptHandle"),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -33,13 +34,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamline.cost.model import FunctionUsage, Measurement, fit_overhead
+from streamline.cost.model import FunctionUsage, Measurement, RecoveryRun, fit_overhead
+from streamline.cost.pricing import HOURS_PER_MONTH
 from streamline.cost.report_lines import Report, collect_reports, read_function_logs
 from streamline.local.api_calls import CLIENT, ESM, ApiCallCounter, CallKey, CallTally
 from streamline.ops.logs import PIPELINE_FUNCTIONS
 from streamline.ops.target import Target, TargetError
+from streamline.topology import RECOVERY_ITEM_STATE
 
-__all__ = ["ESTIMATED_CALLS_PER_RECORD", "CostError", "collect_reports", "measure"]
+__all__ = [
+    "ESTIMATED_CALLS_PER_RECORD",
+    "CostError",
+    "collect_reports",
+    "measure",
+    "schedule_minutes",
+]
 
 #: The AWS calls each pipeline handler makes per record (functions/*/handler.py), used only
 #: when calls cannot be counted (an AWS account): an estimate, labelled as one.
@@ -126,6 +135,7 @@ def measure(
             or (key[0] == CLIENT and key[1:] in _PRODUCER_OPERATIONS)
         }
     shards, retention = _stream(target, outputs, notes)
+    transitions, recovery_runs, runs_per_month = _recovery(target, outputs, start, notes)
     usage = tuple(_usage(f, tallies, target.is_local) for f in measured)
     return Measurement(
         events=events,
@@ -134,7 +144,9 @@ def measure(
         calls=tallies,
         calls_measured=calls_measured,
         origin="local" if target.is_local else "aws",
-        state_transitions=_state_transitions(target, outputs, start, notes),
+        state_transitions=transitions,
+        recovery_runs=recovery_runs,
+        recovery_runs_per_month=runs_per_month,
         traces=_traces(target, start, now, notes),
         custom_metrics=_custom_metrics(target, measured),
         kinesis_shards=shards,
@@ -302,29 +314,67 @@ def _stream(target: Target, outputs: Mapping[str, str], notes: list[str]) -> tup
     )
 
 
-def _state_transitions(
+def _recovery(
     target: Target, outputs: Mapping[str, str], start: datetime, notes: list[str]
-) -> int:
+) -> tuple[int, tuple[RecoveryRun, ...], float | None]:
+    """The recovery workflow's executions since ``start``: all their state transitions, each
+    run's transitions and failed records (from its history), and its runs a month (schedule)."""
     machine = outputs.get("RecoveryStateMachineArn")
     if not machine:
-        return 0
+        return 0, (), None
     sfn = target.client("stepfunctions")
-    transitions = 0
+    runs: list[RecoveryRun] = []
     try:
         for page in _pages(sfn, "list_executions", stateMachineArn=machine):
             for execution in page.get("executions", []):
                 if execution["startDate"] < start:
                     continue
+                transitions = records = 0
                 for history in _pages(
                     sfn, "get_execution_history", executionArn=execution["executionArn"]
                 ):
-                    # Standard workflows bill a transition each time a state is entered.
-                    transitions += sum(
-                        1 for e in history.get("events", []) if e["type"].endswith("StateEntered")
-                    )
+                    for event in history.get("events", []):
+                        # Standard workflows bill a transition each time a state is entered.
+                        if event["type"].endswith("StateEntered"):
+                            transitions += 1
+                            details = event.get("stateEnteredEventDetails") or {}
+                            records += details.get("name") == RECOVERY_ITEM_STATE
+                runs.append(RecoveryRun(transitions, records))
     except Exception as exc:  # botocore: the machine is gone or not readable
         notes.append(f"state transitions not read ({type(exc).__name__})")
-    return transitions
+    return sum(r.transitions for r in runs), tuple(runs), _runs_per_month(target, machine, notes)
+
+
+def _runs_per_month(target: Target, machine: str, notes: list[str]) -> float | None:
+    """How often the schedule that targets the state machine starts it, per month."""
+    events = target.client("events")
+    try:
+        names = events.list_rule_names_by_target(TargetArn=machine).get("RuleNames", [])
+        for name in names:
+            expression = events.describe_rule(Name=name).get("ScheduleExpression") or ""
+            minutes = schedule_minutes(expression)
+            if minutes:
+                return HOURS_PER_MONTH * 60 / minutes
+    except Exception as exc:  # botocore: no rules, or not readable
+        notes.append(f"the recovery schedule was not read ({type(exc).__name__})")
+        return None
+    notes.append("no schedule starts the recovery workflow: its runs are not charged monthly")
+    return None
+
+
+def schedule_minutes(expression: str) -> float | None:
+    """Minutes between runs of an EventBridge ``rate(...)`` schedule (None for cron or other).
+
+    Example::
+
+        >>> schedule_minutes("rate(15 minutes)"), schedule_minutes("rate(1 hour)")
+        (15.0, 60.0)
+    """
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if match is None:
+        return None
+    unit = {"minute": 1, "hour": 60, "day": 1440}[match.group(2).rstrip("s")]
+    return int(match.group(1)) * float(unit)
 
 
 def _traces(target: Target, start: datetime, now: datetime, notes: list[str]) -> int:

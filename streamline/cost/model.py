@@ -56,9 +56,12 @@ __all__ = [
     "LineItem",
     "Measurement",
     "MemoryRow",
+    "RecoveryRun",
+    "Scenario",
     "fit_overhead",
     "invocation_ms",
     "one_call_per_record",
+    "split_recovery",
     "vcpu_share",
 ]
 
@@ -107,6 +110,15 @@ class FunctionUsage:
         return self.records or self.invocations
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryRun:
+    """One execution of the recovery workflow: the state transitions AWS bills for it, and the
+    failed records it handled (replayed or quarantined)."""
+
+    transitions: int
+    records: int
+
+
 @dataclass(frozen=True)
 class Measurement:
     """What the cost model prices. ``origin`` is ``"local"`` or ``"aws"`` (see module doc)."""
@@ -124,7 +136,16 @@ class Measurement:
     kinesis_retention_hours: int = 24
     sqs_mappings: tuple[bool, ...] = ()  # one per SQS event source mapping: is its queue FIFO
     eventbridge_events: int = 0  # estimated: Destinations OnSuccess records to the audit bus
+    #: The recovery workflow's executions in the window (their histories), and how many times a
+    #: month its schedule starts it (None when the schedule was not read).
+    recovery_runs: tuple[RecoveryRun, ...] = ()
+    recovery_runs_per_month: float | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def failed_records(self) -> int:
+        """Failed records the recovery workflow handled in the window."""
+        return sum(run.records for run in self.recovery_runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +177,16 @@ class MemoryRow:
     fastest: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Dollars per million events at a stated fault rate and traffic, fixed charges included."""
+
+    faults: str  # e.g. "0%", "1% poison + 5% transient", "measured 1.6%"
+    failed_per_event: float  # records reaching the failure queues, per event
+    events_per_second: float
+    per_million: float
+
+
 @dataclass(frozen=True)
 class CostReport:
     """Line items per million events, the one-call-per-record baseline, fixed monthly charges."""
@@ -172,6 +203,7 @@ class CostReport:
     memory_rows: tuple[MemoryRow, ...] = ()
     unpriced: tuple[tuple[str, str, int], ...] = ()  # (service, operation, calls)
     assumptions: tuple[str, ...] = ()
+    scenarios: tuple[Scenario, ...] = ()
 
     @property
     def per_million_total(self) -> float:
@@ -212,18 +244,50 @@ def fit_overhead(samples: Sequence[tuple[float, int]]) -> tuple[float, float, st
     points = [(d, r) for d, r in samples if r > 0]
     if not points:
         return 0.0, 0.0, "no invocation reported its records"
+    return _line_fit(points, "batch sizes did not vary: no fixed overhead assumed")
+
+
+def split_recovery(runs: Sequence[RecoveryRun]) -> tuple[float, float, str | None]:
+    """Split the recovery workflow's transitions into a part per run and a part per record.
+
+    Returns ``(transitions per run, transitions per failed record, note)`` by least squares over
+    the runs, empty runs (a scheduled run that finds nothing) included: that base is what the
+    schedule costs whether or not anything fails.
+
+    Example::
+
+        >>> split_recovery([RecoveryRun(12, 0), RecoveryRun(42, 3), RecoveryRun(72, 6)])[:2]
+        (12.0, 10.0)
+    """
+    points = [(float(run.transitions), run.records) for run in runs]
+    if not points:
+        return 0.0, 0.0, "no recovery run in the window"
+    if all(records == 0 for _, records in points):
+        base = sum(t for t, _ in points) / len(points)
+        return base, 0.0, "no run handled a failed record: transitions per record not measured"
+    return _line_fit(
+        points,
+        "every run handled as many records: no per-run base could be told apart, all of it "
+        "is counted per record",
+    )
+
+
+def _line_fit(
+    points: Sequence[tuple[float, int]], flat_note: str
+) -> tuple[float, float, str | None]:
+    """Least squares ``y = fixed + slope x`` over ``(y, x)`` points, neither part negative."""
     n = len(points)
-    mean_r = sum(r for _, r in points) / n
-    mean_d = sum(d for d, _ in points) / n
-    spread = sum((r - mean_r) ** 2 for _, r in points)
+    mean_x = sum(x for _, x in points) / n
+    mean_y = sum(y for y, _ in points) / n
+    spread = sum((x - mean_x) ** 2 for _, x in points)
     if spread == 0:
-        return 0.0, mean_d / mean_r, "batch sizes did not vary: no fixed overhead assumed"
-    slope = sum((r - mean_r) * (d - mean_d) for d, r in points) / spread
-    fixed = mean_d - slope * mean_r
+        return 0.0, mean_y / mean_x, flat_note
+    slope = sum((x - mean_x) * (y - mean_y) for y, x in points) / spread
+    fixed = mean_y - slope * mean_x
     if fixed < 0:
-        return 0.0, mean_d / mean_r, "fit gave a negative overhead: none assumed"
+        return 0.0, mean_y / mean_x, "fit gave a negative overhead: none assumed"
     if slope < 0:
-        return mean_d, 0.0, "fit gave a negative per-record time: all taken as overhead"
+        return mean_y, 0.0, "fit gave a negative per-record part: all taken as overhead"
     return fixed, slope, None
 
 

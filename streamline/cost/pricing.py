@@ -33,18 +33,35 @@ from streamline.cost.model import (
     LineItem,
     Measurement,
     MemoryRow,
+    Scenario,
     invocation_ms,
     one_call_per_record,
+    split_recovery,
 )
 from streamline.cost.prices import PriceTable
 
-__all__ = ["GIB", "HOURS_PER_MONTH", "estimate"]
+__all__ = ["FAULT_RATES", "GIB", "HOURS_PER_MONTH", "TRAFFIC", "estimate", "scenarios"]
 
 HOURS_PER_MONTH = 730
 #: Lambda's SQS poller when a queue is idle: at least two pollers, each a 20 s long poll.
 IDLE_SQS_POLLERS = 2
 LONG_POLL_SECONDS = 20
 GIB = 1024**3
+
+#: A transient fault reaches a failure queue (and the recovery workflow) only when it outlasts
+#: the mapping's own retries: one in five of them, as the demo injects them.
+TRANSIENT_OUTLASTING_RETRIES = 0.2
+#: The fault rates every report is priced at: (label, failed records per event). The run's own
+#: rate is added to them.
+FAULT_RATES: tuple[tuple[str, float], ...] = (
+    ("0%", 0.0),
+    ("1% poison + 5% transient", 0.01 + 0.05 * TRANSIENT_OUTLASTING_RETRIES),
+)
+#: The traffic every report is priced at (events per second): fixed monthly charges are spread
+#: over the events a month carries at that rate.
+TRAFFIC: tuple[float, ...] = (1.0, 10.0, 100.0)
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+RECOVERY_LINE = "Step Functions transitions per failed record"
 
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 _DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
@@ -67,6 +84,7 @@ def estimate(
     items, unpriced = _usage_items(measurement, prices, round_trip_ms)
     baseline, _ = _usage_items(one_call_per_record(measurement), prices, round_trip_ms)
     rows = _memory_rows(measurement, prices, memory_sizes, round_trip_ms) if memory_sizes else ()
+    fixed = _fixed_monthly(measurement, prices)
     return CostReport(
         events=measurement.events,
         window_seconds=measurement.window_seconds,
@@ -75,11 +93,42 @@ def estimate(
         region=prices.region,
         items=tuple(items),
         baseline_items=tuple(baseline),
-        fixed_monthly=tuple(_fixed_monthly(measurement, prices)),
+        fixed_monthly=tuple(fixed),
         functions=measurement.functions,
         memory_rows=tuple(rows),
         unpriced=tuple(unpriced),
         assumptions=_assumptions(measurement, round_trip_ms, bool(memory_sizes)),
+        scenarios=scenarios(measurement, prices, items, fixed),
+    )
+
+
+def scenarios(
+    m: Measurement, prices: PriceTable, items: Sequence[LineItem], fixed: Sequence[LineItem]
+) -> tuple[Scenario, ...]:
+    """Dollars per million events at each fault rate of :data:`FAULT_RATES` (and the run's
+    own) and each traffic of :data:`TRAFFIC`.
+
+    Only the recovery workflow's transitions move with the fault rate; every other usage
+    charge stays as measured. The fixed monthly charges are spread over the events a month
+    carries at that traffic.
+    """
+    _base, per_record, _note = split_recovery(m.recovery_runs)
+    per_failed = per_record * prices.unit("sfn_standard_state_transition")
+    variable = sum(i.per_million for i in items if i.name != RECOVERY_LINE)
+    monthly = sum(i.cost for i in fixed)
+    rates = list(FAULT_RATES)
+    if m.events > 0 and m.recovery_runs:
+        measured = m.failed_records / m.events
+        rates.append((f"measured {measured:.1%}", measured))
+    return tuple(
+        Scenario(
+            label,
+            failed,
+            traffic,
+            variable + failed * 1e6 * per_failed + monthly / (traffic * SECONDS_PER_MONTH) * 1e6,
+        )
+        for label, failed in rates
+        for traffic in TRAFFIC
     )
 
 
@@ -188,13 +237,27 @@ def _usage_items(
         reads * prices.unit("dynamodb_read_request_unit"),
         calls_basis,
     )
-    add(
-        "Step Functions state transitions",
-        m.state_transitions,
-        "transition",
-        m.state_transitions * prices.unit("sfn_standard_state_transition"),
-        "measured",
-    )
+    if m.recovery_runs:
+        # Billed as AWS bills it: the scheduled runs are a fixed monthly charge
+        # (_fixed_monthly); what the window adds is the transitions its failed records took.
+        _base, per_record, note = split_recovery(m.recovery_runs)
+        transitions = per_record * m.failed_records
+        add(
+            RECOVERY_LINE,
+            transitions,
+            "transition",
+            transitions * prices.unit("sfn_standard_state_transition"),
+            "measured",
+            note or f"{per_record:.1f} per record, from {len(m.recovery_runs)} runs' histories",
+        )
+    else:
+        add(
+            "Step Functions state transitions",
+            m.state_transitions,
+            "transition",
+            m.state_transitions * prices.unit("sfn_standard_state_transition"),
+            "measured",
+        )
     log_gb = sum(fn.log_bytes for fn in m.functions) / GIB
     add(
         "CloudWatch Logs ingestion",
@@ -272,6 +335,20 @@ def _fixed_monthly(m: Measurement, prices: PriceTable) -> list[LineItem]:
                 "fixed",
             )
         )
+    if m.recovery_runs and m.recovery_runs_per_month:
+        base, _per_record, _note = split_recovery(m.recovery_runs)
+        transitions = base * m.recovery_runs_per_month
+        items.append(
+            LineItem(
+                f"Step Functions recovery runs ({m.recovery_runs_per_month:,.0f} a month)",
+                transitions,
+                "transition",
+                transitions * prices.unit("sfn_standard_state_transition"),
+                0.0,
+                "fixed",
+                f"{base:.1f} transitions a run that finds nothing",
+            )
+        )
     if m.custom_metrics:
         items.append(
             LineItem(
@@ -338,8 +415,13 @@ def _assumptions(m: Measurement, round_trip_ms: float, with_memory: bool) -> tup
         "Lambda's Kinesis GetRecords and DynamoDB Streams reads are not charged per request; "
         "Lambda's SQS receives and deletes are (counted as caller lambda-esm).",
         "Fixed charges (shards, idle SQS long polls by "
-        f"{IDLE_SQS_POLLERS} pollers every {LONG_POLL_SECONDS} s, custom metrics) are per "
-        "month, not per event.",
+        f"{IDLE_SQS_POLLERS} pollers every {LONG_POLL_SECONDS} s, custom metrics, the "
+        "recovery workflow's scheduled runs) are per month, not per event.",
+        "The recovery workflow is billed per scheduled run (the transitions of a run that "
+        "finds nothing) plus per failed record (the rest), split by least squares over the "
+        "window's executions; in the fault-rate table only that part moves with the rate, "
+        f"and a transient fault reaches it when it outlasts the mapping's retries "
+        f"({TRANSIENT_OUTLASTING_RETRIES:.0%} of them).",
     ]
     if m.origin == "local":
         notes.append(

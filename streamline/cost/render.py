@@ -59,6 +59,7 @@ def render_text(report: CostReport) -> str:
                 f"  at the measured {rate:,.1f} events/s that adds "
                 f"{_usd(report.fixed_monthly_total / monthly_events * 1e6)} per million events"
             )
+    lines.extend(_scenario_lines(report))
     if report.functions:
         lines.append("Functions (REPORT lines):")
         for fn in report.functions:
@@ -90,6 +91,23 @@ def render_text(report: CostReport) -> str:
         lines.append("Assumptions:")
         lines.extend(f"  - {a}" for a in report.assumptions)
     return "\n".join(lines)
+
+
+def _scenario_lines(report: CostReport) -> list[str]:
+    """Per million events by fault rate (rows) and traffic (columns), fixed charges included."""
+    if not report.scenarios:
+        return []
+    traffic = sorted({s.events_per_second for s in report.scenarios})
+    labels = list(dict.fromkeys(s.faults for s in report.scenarios))
+    cell = {(s.faults, s.events_per_second): s.per_million for s in report.scenarios}
+    lines = [
+        "Per million events at a fault rate and traffic (fixed monthly charges spread over the "
+        "traffic):",
+        f"  {'faults':<28}" + "".join(f"{f'{t:g} events/s':>15}" for t in traffic),
+    ]
+    for label in labels:
+        lines.append(f"  {label:<28}" + "".join(f"{_usd(cell[(label, t)]):>15}" for t in traffic))
+    return lines
 
 
 def render_json(report: CostReport) -> dict[str, object]:
@@ -151,6 +169,15 @@ def render_json(report: CostReport) -> dict[str, object]:
             {"service": s, "operation": o, "calls": c} for s, o, c in report.unpriced
         ],
         "assumptions": list(report.assumptions),
+        "scenarios": [
+            {
+                "faults": sc.faults,
+                "failed_per_event": sc.failed_per_event,
+                "events_per_second": sc.events_per_second,
+                "per_million": sc.per_million,
+            }
+            for sc in report.scenarios
+        ],
     }
 
 

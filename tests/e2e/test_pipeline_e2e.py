@@ -46,6 +46,11 @@ def test_the_demo_flow_conserves_every_event_at_small_scale(e2e: E2E) -> None:
     by_stage = {s.stage: s for s in summary.stages}
     assert by_stage["ingest"].records_processed > 0 and by_stage["notify"].invocations > 0
     assert summary.latency_ms["p50"] is not None
+    # The recovery workflow is billed as AWS bills it: its schedule monthly (read from the
+    # deployed rule), what the failed records added per event (from the runs' histories).
+    assert "Step Functions recovery runs (2,920 a month)" in summary.cost_table
+    assert "Step Functions transitions per failed record" in summary.cost_table
+    assert "1% poison + 5% transient" in summary.cost_table
     # Every call our functions made is one their CDK grants allow (the IAM audit, report-only).
     assert e2e.cloud.status()["would_be_denied"] == []
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import pytest
 
+from streamline.cost.measure import schedule_minutes
 from streamline.cost.model import (
     FunctionUsage,
     Measurement,
+    RecoveryRun,
     fit_overhead,
     invocation_ms,
     one_call_per_record,
+    split_recovery,
 )
 from streamline.cost.prices import PRICES, Price, PriceTable
 from streamline.cost.pricing import GIB, estimate
-from streamline.cost.render import render_text
+from streamline.cost.render import render_json, render_text
 from streamline.cost.report_lines import parse_report, summarise
 from streamline.local.api_calls import ESM, CallTally
 
@@ -328,3 +331,74 @@ def test_summarise_counts_records_from_emf_between_start_and_report() -> None:
     assert logs.ingested_bytes == sum(len(e["message"]) + 26 for e in events)
     # all but the application's own log line are written once per invocation
     assert logs.per_invocation_bytes == logs.ingested_bytes - (len(events[1]["message"]) + 26)
+
+
+# -- the recovery workflow, billed per scheduled run and per failed record ---------------------
+
+RUNS = (RecoveryRun(12, 0), RecoveryRun(42, 3), RecoveryRun(72, 6))
+WITH_RECOVERY = Measurement(
+    events=1000,
+    window_seconds=100.0,
+    functions=(),
+    origin="aws",
+    state_transitions=126,
+    recovery_runs=RUNS,
+    recovery_runs_per_month=2920,  # rate(15 minutes): 4 an hour x 730 hours
+)
+
+
+def test_recovery_transitions_split_into_a_run_s_base_and_a_record_s_share() -> None:
+    assert split_recovery(RUNS)[:2] == pytest.approx((12.0, 10.0))
+    assert split_recovery(RUNS)[2] is None
+    # only empty runs: the base is their mean, nothing per record
+    base, per_record, note = split_recovery((RecoveryRun(10, 0), RecoveryRun(14, 0)))
+    assert (base, per_record) == pytest.approx((12.0, 0.0)) and note
+    # every run the same size: nothing to tell the base from, all of it counted per record
+    base, per_record, note = split_recovery((RecoveryRun(30, 3), RecoveryRun(36, 3)))
+    assert (base, per_record) == pytest.approx((0.0, 11.0)) and note
+    assert split_recovery(())[:2] == (0.0, 0.0)
+
+
+def test_recovery_is_billed_per_scheduled_run_monthly_and_per_failed_record() -> None:
+    report = estimate(WITH_RECOVERY, ROUND)
+
+    items = _items(report.items)
+    # 9 failed records x 10 transitions x $0.00001, over 1,000 events, x 1,000,000
+    assert items["Step Functions transitions per failed record"] == pytest.approx(0.90)
+    assert "Step Functions state transitions" not in items  # not the window's runs as such
+    fixed = {item.name: item.cost for item in report.fixed_monthly}
+    # 2,920 runs a month x 12 transitions x $0.00001
+    assert fixed["Step Functions recovery runs (2,920 a month)"] == pytest.approx(0.3504)
+
+
+def test_without_runs_in_the_window_the_transitions_are_priced_as_counted() -> None:
+    items = _items(estimate(MEASURED, ROUND).items)
+    assert items["Step Functions state transitions"] == pytest.approx(100 * 1e-5 * 1000)
+
+
+def test_the_fault_rate_and_traffic_table_adds_recovery_and_spreads_fixed_charges() -> None:
+    report = estimate(WITH_RECOVERY, ROUND)
+    cell = {(s.faults, s.events_per_second): s.per_million for s in report.scenarios}
+    month = 730 * 3600  # seconds
+    fixed_per_million_at_1 = 0.3504 / month * 1e6  # $0.1333 at 1 event/s
+    assert cell[("0%", 1.0)] == pytest.approx(fixed_per_million_at_1)
+    assert cell[("0%", 100.0)] == pytest.approx(fixed_per_million_at_1 / 100)
+    # 1% poison + 5% transient, one transient in five outlasting retries: 2% reach recovery,
+    # 20,000 records per million x 10 transitions x $0.00001 = $2.00
+    assert cell[("1% poison + 5% transient", 10.0)] == pytest.approx(
+        2.00 + fixed_per_million_at_1 / 10
+    )
+    # the run's own rate: 9 failed records in 1,000 events
+    assert cell[("measured 0.9%", 1.0)] == pytest.approx(0.90 + fixed_per_million_at_1)
+    text = render_text(report)
+    assert "Per million events at a fault rate and traffic" in text
+    assert "1% poison + 5% transient" in text and "100 events/s" in text
+    assert len(render_json(report)["scenarios"]) == 9  # type: ignore[arg-type]
+
+
+def test_schedule_expressions_give_the_minutes_between_runs() -> None:
+    assert schedule_minutes("rate(15 minutes)") == 15.0
+    assert schedule_minutes("rate(1 hour)") == 60.0
+    assert schedule_minutes("rate(2 days)") == 2880.0
+    assert schedule_minutes("cron(0 12 * * ? *)") is None
+    assert schedule_minutes("rate(banana)") is None
