@@ -40,7 +40,15 @@ from streamline.cost.model import (
 )
 from streamline.cost.prices import PriceTable
 
-__all__ = ["FAULT_RATES", "GIB", "HOURS_PER_MONTH", "TRAFFIC", "estimate", "scenarios"]
+__all__ = [
+    "FAULT_RATES",
+    "GIB",
+    "HOURS_PER_MONTH",
+    "SECONDS_PER_MONTH",
+    "TRAFFIC",
+    "estimate",
+    "scenarios",
+]
 
 HOURS_PER_MONTH = 730
 #: Lambda's SQS poller when a queue is idle: at least two pollers, each a 20 s long poll.

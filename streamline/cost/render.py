@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streamline.cost.model import CostReport, LineItem
+from streamline.cost.plan import Plan
 from streamline.cost.pricing import HOURS_PER_MONTH
 
-__all__ = ["render_json", "render_text"]
+__all__ = ["render_json", "render_plan_json", "render_plan_text", "render_text"]
 
 
 def render_text(report: CostReport) -> str:
@@ -178,6 +179,68 @@ def render_json(report: CostReport) -> dict[str, object]:
             }
             for sc in report.scenarios
         ],
+    }
+
+
+def render_plan_text(p: Plan) -> str:
+    """The capacity plan at ``p.rate`` as text (``streamline cost --rate N``)."""
+    lines = [
+        f"Plan for {p.rate:,.6g} events/s (from the measured per-event profile; estimate):",
+        f"  Kinesis shards {p.shards}, ingest parallelization factor {p.parallelization_factor}",
+        f"  {'function':<10} {'records/s':>10} {'ms/record':>10} {'concurrency':>12} {'memory':>8}",
+    ]
+    for s in p.stages:
+        lines.append(
+            f"  {s.stage:<10} {s.records_per_second:>10,.1f} {s.busy_ms_per_record:>10.2f} "
+            f"{s.concurrency:>12} {s.memory_mb:>5} MB"
+        )
+    lines.append(
+        f"  monthly: usage {_usd(p.monthly_usage)} + fixed {_usd(p.monthly_fixed)} = "
+        f"{_usd(p.monthly_total)}"
+    )
+    lines.append("Limits on the deployed configuration (first to bind first):")
+    for limit in p.limits:
+        lines.append(
+            f"  {limit.name:<48} {limit.share:>7.1%} used, binds at {limit.binds_at:,.0f} events/s"
+        )
+    if p.binding is not None:
+        lines.append(f"Binds first: {p.binding.name} at {p.binding.binds_at:,.0f} events/s")
+    lines.extend(f"  note: {note}" for note in p.notes)
+    return "\n".join(lines)
+
+
+def render_plan_json(p: Plan) -> dict[str, object]:
+    """The capacity plan as JSON-ready data."""
+    return {
+        "rate": p.rate,
+        "shards": p.shards,
+        "parallelization_factor": p.parallelization_factor,
+        "stages": [
+            {
+                "stage": s.stage,
+                "records_per_second": s.records_per_second,
+                "busy_ms_per_record": s.busy_ms_per_record,
+                "concurrency": s.concurrency,
+                "memory_mb": s.memory_mb,
+            }
+            for s in p.stages
+        ],
+        "monthly_usage": p.monthly_usage,
+        "monthly_fixed": p.monthly_fixed,
+        "monthly_total": p.monthly_total,
+        "limits": [
+            {
+                "name": limit.name,
+                "used": limit.used,
+                "limit": limit.limit,
+                "unit": limit.unit,
+                "share": limit.share,
+                "binds_at": limit.binds_at,
+            }
+            for limit in p.limits
+        ],
+        "binding": p.binding.name if p.binding is not None else None,
+        "notes": list(p.notes),
     }
 
 

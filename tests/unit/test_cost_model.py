@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamline.cost.measure import schedule_minutes
+from streamline.cost.cli import parse_rate
+from streamline.cost.measure import CostError, schedule_minutes
 from streamline.cost.model import (
     FunctionUsage,
     Measurement,
@@ -18,9 +19,10 @@ from streamline.cost.model import (
     one_call_per_record,
     split_recovery,
 )
+from streamline.cost.plan import MEMORY_SIZES, plan
 from streamline.cost.prices import PRICES, Price, PriceTable
 from streamline.cost.pricing import GIB, estimate
-from streamline.cost.render import render_json, render_text
+from streamline.cost.render import render_json, render_plan_json, render_plan_text, render_text
 from streamline.cost.report_lines import parse_report, summarise
 from streamline.local.api_calls import ESM, CallTally
 
@@ -402,3 +404,98 @@ def test_schedule_expressions_give_the_minutes_between_runs() -> None:
     assert schedule_minutes("rate(2 days)") == 2880.0
     assert schedule_minutes("cron(0 12 * * ? *)") is None
     assert schedule_minutes("rate(banana)") is None
+
+
+# -- the capacity plan (streamline cost --rate N) -----------------------------------------------
+
+PROFILE = Measurement(
+    events=1000,
+    window_seconds=100.0,
+    functions=(
+        FunctionUsage(
+            "ingest-fn",
+            "ingest",
+            1024,
+            invocations=10,
+            records=1000,
+            duration_ms=2000.0,
+            billed_ms=2000.0,
+            max_memory_used_mb=100,
+        ),
+        FunctionUsage(
+            "notify-fn",
+            "notify",
+            512,
+            invocations=100,
+            records=1000,
+            duration_ms=5000.0,
+            billed_ms=5000.0,
+            max_memory_used_mb=100,
+        ),
+    ),
+    calls={
+        ("client", "kinesis", "PutRecords"): CallTally(
+            calls=2, items=1000, payload_bytes=500_000, units=1000
+        ),
+        (ESM, "sqs", "ReceiveMessage"): CallTally(calls=100, items=1000, units=100, fifo_units=100),
+    },
+    origin="aws",
+    kinesis_shards=1,
+)
+
+
+def test_the_plan_sizes_shards_parallelization_and_concurrency_by_hand() -> None:
+    p = plan(PROFILE, ROUND, 1000.0, deployed_pf=1)
+    stages = {s.stage: s for s in p.stages}
+    # ingest: 1,000 records/s x 2 ms busy each = 2 executions, x1.5 headroom = 3
+    assert stages["ingest"].records_per_second == pytest.approx(1000.0)
+    assert stages["ingest"].busy_ms_per_record == pytest.approx(2.0)
+    assert stages["ingest"].concurrency == 3
+    # notify: 1,000 records/s x 5 ms = 5, x1.5 = 7.5 -> 8
+    assert stages["notify"].concurrency == 8
+    # 1,000 records/s x1.5 over 1,000 per shard -> 2 shards (bytes: 500 KB/s x1.5 fits one);
+    # ingest's 3 executions over 2 shards -> parallelization factor 2
+    assert (p.shards, p.parallelization_factor) == (2, 2)
+    assert all(s.memory_mb in MEMORY_SIZES for s in p.stages)
+
+
+def test_the_plan_names_the_limit_that_binds_first_on_the_deployed_configuration() -> None:
+    p = plan(PROFILE, ROUND, 1000.0, deployed_pf=1)
+    binds = {limit.name: limit.binds_at for limit in p.limits}
+    # one shard at PF 1 runs one ingest batch at a time: 0.002 busy executions per event/s
+    assert binds["ingest batches in flight (1 shard x PF 1)"] == pytest.approx(500.0)
+    assert binds["Kinesis records per shard (1 shard)"] == pytest.approx(1000.0)
+    assert binds["Kinesis bytes per shard"] == pytest.approx(1024 * 1024 / 500)
+    assert binds["SQS FIFO ReceiveMessage calls"] == pytest.approx(3000.0)  # 0.1 call/event
+    assert binds["Lambda concurrency (account)"] == pytest.approx(1000 / 0.007)
+    assert p.binding is not None and p.binding.name.startswith("ingest batches in flight")
+    assert [limit.binds_at for limit in p.limits] == sorted(binds.values())
+    # at PF 4 the batches bind at 2,000 events/s and the shard's records first
+    assert plan(PROFILE, ROUND, 1000.0, deployed_pf=4).binding.name.startswith("Kinesis records")  # type: ignore[union-attr]
+
+
+def test_the_plan_s_monthly_bill_is_usage_at_the_rate_plus_the_planned_shards() -> None:
+    p = plan(PROFILE, ROUND, 1000.0)
+    report = estimate(PROFILE, ROUND)
+    # per million: Lambda requests 110 x $0.000001, ingest 2 GB-s + notify 2.5 GB-s x $0.00001,
+    # Kinesis 1,000 units x $0.0000001, SQS FIFO 100 requests x $0.000002; over 1,000 events
+    assert report.per_million_total == pytest.approx(0.11 + 0.02 + 0.025 + 0.1 + 0.2)
+    # 1,000 events/s for a month of 730 hours is 2,628 million events
+    assert p.monthly_usage == pytest.approx(report.per_million_total * 2628)
+    assert p.monthly_fixed == pytest.approx(2 * 730 * 0.01)  # the 2 planned shards
+    assert p.monthly_total == pytest.approx(p.monthly_usage + p.monthly_fixed)
+    text = render_plan_text(p)
+    assert "Kinesis shards 2, ingest parallelization factor 2" in text
+    assert "Binds first: ingest batches in flight" in text
+    assert render_plan_json(p)["binding"] == "ingest batches in flight (1 shard x PF 1)"
+
+
+def test_the_plan_refuses_what_it_cannot_scale() -> None:
+    with pytest.raises(ValueError, match="more than 0"):
+        plan(PROFILE, ROUND, 0.0)
+    with pytest.raises(ValueError, match="no events"):
+        plan(Measurement(events=0, window_seconds=1.0, functions=()), ROUND, 10.0)
+    for bad in ("0", "-3", "fast", "nan", "inf"):
+        with pytest.raises(CostError, match="--rate takes events per second"):
+            parse_rate(bad)
+    assert parse_rate("2.5") == 2.5 and parse_rate(" 500/s ") == 500.0

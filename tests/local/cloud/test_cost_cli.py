@@ -124,9 +124,28 @@ def test_cost_json_carries_the_counted_calls_and_the_baseline(
     assert report["baseline_per_million_total"] >= report["per_million_total"]
 
 
+def test_cost_plans_capacity_and_the_monthly_bill_at_a_rate(
+    worked: Worked, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The worked function stands in as a stage of its own (no ingest here): the plan still
+    # sizes its concurrency and prices the month at the asked rate.
+    assert _cost(worked, "--events", "6", "--rate", "200", "--json") == 0
+
+    data = json.loads(capsys.readouterr().out)
+    capacity = data["plan"]
+    assert capacity["rate"] == 200
+    (stage,) = capacity["stages"]
+    assert stage["stage"] == "work" and stage["records_per_second"] == pytest.approx(100.0)
+    assert stage["concurrency"] >= 1 and stage["memory_mb"] in (128, 256, 512, 1024, 1769)
+    # usage: the measured dollars per million events at 200 events/s for a 730-hour month
+    assert capacity["monthly_usage"] == pytest.approx(data["per_million_total"] * 525.6)
+    assert capacity["binding"] is not None and capacity["limits"][0]["binds_at"] > 0
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
+        (["--rate", "fast"], "--rate takes events per second"),
         (["--memory", "64,abc"], "--memory takes sizes in MB"),
         (["--events", "0"], "--events must be a positive whole number"),
         (["--since", "yesterday"], "--since must be"),
