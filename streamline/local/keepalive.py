@@ -107,6 +107,12 @@ class KeepAliveHandler(MotoRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Not logged: one line per AWS call would flood any log (werkzeug logs at INFO)."""
 
+    def log_error(self, format: str, *args: Any) -> None:
+        """An idle kept connection reaching its timeout is normal, not an error to print."""
+        if format.startswith("Request timed out"):
+            return
+        super().log_error(format, *args)
+
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -125,3 +125,20 @@ def test_a_malformed_body_gets_a_400_and_the_server_serves_on(
     conn = _connection(server)
     conn.request("GET", "/_streamline/ping", headers={"Host": f"localhost:{server.port}"})
     assert json.loads(conn.getresponse().read()) == {"pong": True}
+
+
+def test_an_idle_connection_is_closed_quietly(
+    server: MotoServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streamline.local.keepalive import KeepAliveHandler
+
+    monkeypatch.setattr(KeepAliveHandler, "timeout", 0.2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /_streamline/ping HTTP/1.1\r\nHost: localhost:{server.port}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(4096):  # the answer, then EOF once the idle timeout passes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in answer
+    assert not [r for r in caplog.records if "timed out" in r.getMessage()]
