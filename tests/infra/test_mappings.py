@@ -28,7 +28,7 @@ def test_ingest_kinesis_mapping_is_bounded_and_reports_item_failures(stage: Synt
     # When reading the Kinesis mapping of the ingest function
     props = mapping_of(stage, "ingest", ingest.ingest_function)
     # Then every failure-handling setting is explicit
-    expected_parallelization = {"dev": 4, "prod": 2}[stage.stage]
+    expected_parallelization = {"dev": 1, "prod": 2}[stage.stage]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [stage.logical_id(ingest.stream), "Arn"]}
     assert props["StartingPosition"] == "TRIM_HORIZON"
     assert props["BatchSize"] == 100
