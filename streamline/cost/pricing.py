@@ -127,7 +127,7 @@ def scenarios(
     rates = list(FAULT_RATES)
     if m.events > 0 and m.recovery_runs:
         measured = m.failed_records / m.events
-        rates.append((f"measured {measured:.1%}", measured))
+        rates.append((f"measured: {measured:.1%} through recovery", measured))
     return tuple(
         Scenario(
             label,
@@ -429,7 +429,10 @@ def _assumptions(m: Measurement, round_trip_ms: float, with_memory: bool) -> tup
         "finds nothing) plus per failed record (the rest), split by least squares over the "
         "window's executions; in the fault-rate table only that part moves with the rate, "
         f"and a transient fault reaches it when it outlasts the mapping's retries "
-        f"({TRANSIENT_OUTLASTING_RETRIES:.0%} of them).",
+        f"({TRANSIENT_OUTLASTING_RETRIES:.0%} of them). The stated rates count one record "
+        "through recovery per failed event; a stream failure replays its whole on-failure range "
+        "(the rest of a batch after a partial failure), so the measured row can be many times "
+        "the run's fault rate.",
     ]
     if m.origin == "local":
         notes.append(

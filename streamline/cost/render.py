@@ -104,10 +104,10 @@ def _scenario_lines(report: CostReport) -> list[str]:
     lines = [
         "Per million events at a fault rate and traffic (fixed monthly charges spread over the "
         "traffic):",
-        f"  {'faults':<28}" + "".join(f"{f'{t:g} events/s':>15}" for t in traffic),
+        f"  {'faults':<34}" + "".join(f"{f'{t:g} events/s':>15}" for t in traffic),
     ]
     for label in labels:
-        lines.append(f"  {label:<28}" + "".join(f"{_usd(cell[(label, t)]):>15}" for t in traffic))
+        lines.append(f"  {label:<34}" + "".join(f"{_usd(cell[(label, t)]):>15}" for t in traffic))
     return lines
 
 

@@ -391,7 +391,9 @@ def test_the_fault_rate_and_traffic_table_adds_recovery_and_spreads_fixed_charge
         2.00 + fixed_per_million_at_1 / 10
     )
     # the run's own rate: 9 failed records in 1,000 events
-    assert cell[("measured 0.9%", 1.0)] == pytest.approx(0.90 + fixed_per_million_at_1)
+    assert cell[("measured: 0.9% through recovery", 1.0)] == pytest.approx(
+        0.90 + fixed_per_million_at_1
+    )
     text = render_text(report)
     assert "Per million events at a fault rate and traffic" in text
     assert "1% poison + 5% transient" in text and "100 events/s" in text
