@@ -17,7 +17,8 @@ One run, one process, one cloud (moto's state is process-global):
 Figures are per event; the ratio that matters is pipeline CPU per event over the floor's.
 
 Run: ``.venv/bin/python bench/pipeline.py [--events 2000] [--warmup 200] [--json out.json]``.
-Results and their history go in bench/README.md.
+Results and their history go in bench/README.md. It stays one script of about 520 lines: a bench
+is run by path, and its samplers, floor and report are one measurement read top to bottom.
 """
 
 from __future__ import annotations
