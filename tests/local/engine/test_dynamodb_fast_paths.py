@@ -120,7 +120,8 @@ def moto_as_shipped() -> Iterator[None]:
             setattr(owner, name, value)
 
 
-def _run(steps: list[tuple[str, dict[str, str], dict[str, Any], str | None]]) -> list[Any]:
+def _backend(streams: dict[str, Any] | None) -> Any:
+    """A fresh DynamoDB backend holding table "t" (hash key "k")."""
     from moto.dynamodb.models import DynamoDBBackend
 
     backend = DynamoDBBackend("us-east-1", "123456789012")
@@ -131,13 +132,18 @@ def _run(steps: list[tuple[str, dict[str, str], dict[str, Any], str | None]]) ->
         attr=[{"AttributeName": "k", "AttributeType": "S"}],
         global_indexes=None,
         indexes=None,
-        streams={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        streams=streams,
         billing_mode="PAY_PER_REQUEST",
         sse_specification=None,
         tags=[],
         deletion_protection_enabled=None,
         warm_throughput=None,
     )
+    return backend
+
+
+def _run(steps: list[tuple[str, dict[str, str], dict[str, Any], str | None]]) -> list[Any]:
+    backend = _backend({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     seen: list[Any] = []
     for expression, names, values, condition in steps:
         try:
@@ -177,3 +183,78 @@ def test_the_comparison_really_runs_moto_as_shipped() -> None:
             "SET a = :a"
         )
     assert UpdateExpressionParser.make("SET a = :a") is UpdateExpressionParser.make("SET a = :a")
+
+
+def _tree(node: object) -> object:
+    """A parse tree as nested tuples (node type, children or value), without parent links."""
+    children = getattr(node, "children", None)
+    if isinstance(children, list):
+        return (type(node).__name__, [_tree(child) for child in children])
+    if isinstance(node, str | int | float):
+        return (type(node).__name__, node)
+    return (type(node).__name__, children)
+
+
+def test_an_update_expression_is_parsed_once_into_moto_s_own_tree() -> None:
+    from moto.dynamodb.exceptions import InvalidTokenException
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    original = moto_original(UpdateExpressionParser, "make").__func__
+    expressions = [
+        "SET #a = :a, #b = if_not_exists(#b, :b) REMOVE #c",
+        "SET n = n + :one ADD tags :t DELETE old :o",
+        "REMOVE a.b[2], #x",
+    ]
+    for text in expressions:
+        parsed = UpdateExpressionParser.make(text)
+        assert _tree(parsed) == _tree(original(UpdateExpressionParser, text))
+        assert UpdateExpressionParser.make(text) is parsed  # parsed once
+
+    # moto validates and executes on a copy: the shared tree is the same after real updates.
+    backend = _backend(streams=None)
+    text = "SET #a = :a, #n = if_not_exists(#n, :zero) + :one"
+    before = _tree(UpdateExpressionParser.make(text))
+    for n in range(3):
+        item = backend.update_item(
+            "t",
+            {"k": {"S": "one"}},
+            text,
+            {"#a": "a", "#n": "n"},
+            {":a": {"S": f"v{n}"}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+    assert item.to_json()["Attributes"]["n"] == {"N": "3"}
+    assert _tree(UpdateExpressionParser.make(text)) == before
+    with pytest.raises(InvalidTokenException):  # a bad string fails every time, never cached
+        UpdateExpressionParser.make("SET a = = b")
+    with pytest.raises(InvalidTokenException):
+        UpdateExpressionParser.make("SET a = = b")
+
+
+def test_a_condition_expression_is_lexed_once_into_moto_s_own_tokens() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    from streamline.local.patches.registry import moto_original
+
+    patches.apply_all()
+    original = moto_original(ConditionExpressionParser, "_lex_condition_expression")
+    expressions = [
+        "attribute_not_exists(effect_id)",
+        "attribute_not_exists(#v) OR (#v < :v AND #s <> :s) OR size(#t) BETWEEN :a AND :b",
+        "a.b[1] IN (:x, :y) AND NOT contains(#list, :z)",
+    ]
+    for text in expressions:
+        for _ in range(2):  # the second call is served from the cache
+            parser = ConditionExpressionParser(text, None, None)
+            cached = parser._lex_condition_expression()
+            assert list(cached) == list(original(ConditionExpressionParser(text, None, None)))
+            cached[0].children.append("changed by a caller")  # fresh nodes every call
+    names, values = {"#v": "version"}, {":v": {"N": "3"}}
+    for _ in range(2):
+        parsed = ConditionExpressionParser("attribute_not_exists(#v) OR #v < :v", names, values)
+        assert parsed.parse().expr(None) is True  # no item: the condition holds
+    for _ in range(2):  # a string moto cannot lex fails every time, never cached
+        with pytest.raises(ValueError, match="Cannot parse condition"):
+            ConditionExpressionParser("a = $b", None, None)._lex_condition_expression()
