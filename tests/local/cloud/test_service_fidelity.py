@@ -216,3 +216,21 @@ def test_queue_subscription_is_confirmed_at_once(cloud: LocalCloud) -> None:
     assert arn.startswith(topic + ":")
     (listed,) = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     assert listed["SubscriptionArn"] == arn
+
+
+def test_the_cloud_s_clients_are_built_once_and_shared_across_threads(cloud: LocalCloud) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sqs = cloud.client("sqs")
+    assert cloud.client("sqs") is sqs  # built once per service and endpoint
+    assert cloud.client("dynamodb") is not sqs
+    prefix = _name("shared")
+    with ThreadPoolExecutor(8) as pool:
+        urls = list(
+            pool.map(
+                lambda n: cloud.client("sqs").create_queue(QueueName=f"{prefix}-{n}"), range(16)
+            )
+        )
+    assert len({u["QueueUrl"] for u in urls}) == 16
+    listed = sqs.list_queues(QueueNamePrefix=prefix)["QueueUrls"]
+    assert len(listed) == 16
