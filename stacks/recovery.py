@@ -77,6 +77,9 @@ class RecoveryStack(Stack):
                 "RECOVERY_TABLE": self.recovery_table.table_name,
                 "MAX_REPLAY_ATTEMPTS": str(self.MAX_REPLAY_ATTEMPTS),
             },
+            # a source's whole drain at once (up to orderflow.recovery.MAX_ITEMS records), each
+            # published to its target, a synchronous invoke for the changes function's
+            timeout=Duration.minutes(5),
         )
         self.quarantine_function = self._recovery_function(
             "Quarantine",
@@ -232,7 +235,12 @@ class RecoveryStack(Stack):
     # functions and grants -------------------------------------------------------------------
 
     def _recovery_function(
-        self, construct_id: str, task: str, settings: FunctionSettings, environment: dict[str, str]
+        self,
+        construct_id: str,
+        task: str,
+        settings: FunctionSettings,
+        environment: dict[str, str],
+        timeout: Duration | None = None,
     ) -> PipelineFunction:
         fn = PipelineFunction(
             self,
@@ -240,7 +248,7 @@ class RecoveryStack(Stack):
             service=f"recovery-{task}",
             handler=f"recovery.handler.{task}",
             settings=settings,
-            timeout=Duration.seconds(60),
+            timeout=timeout or Duration.seconds(60),
             environment=environment,
         )
         suppress(

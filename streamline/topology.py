@@ -24,7 +24,7 @@ __all__ = [
     "NOTIFIER",
     "NOTIFY",
     "PROCESSORS",
-    "RECOVERY_ITEM_STATE",
+    "RECOVERY_DRAIN_STATE",
     "STREAM_ALIASES",
     "Processor",
     "failure_queue_names",
@@ -98,10 +98,10 @@ NOTIFIER = Processor(
 #: In pipeline order.
 PROCESSORS: tuple[Processor, ...] = (INGEST, CHANGES, FULFIL, NOTIFY, NOTIFIER)
 
-#: The recovery workflow's state that ends each failed record's handling (replayed or
-#: quarantined): entered once per record, so its count in a history is the records a run handled
-#: (the cost model bills the workflow per run and per record by it).
-RECOVERY_ITEM_STATE = "ItemResult"
+#: The recovery workflow's state that drains a source: its output's ``records.count`` is the
+#: failed records the run took from that source (the cost model bills the workflow per run and
+#: per record by the sum over a run's history).
+RECOVERY_DRAIN_STATE = "Drain"
 
 #: ``--stream`` names of the pipeline's streams (the Kinesis stream, the orders table's stream).
 STREAM_ALIASES = ("order-events", "orders")

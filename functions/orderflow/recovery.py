@@ -56,9 +56,7 @@ __all__ = [
     "DlqMessage",
     "FailedRecord",
     "PoisonEnvelope",
-    "ReplayAttemptsExhausted",
     "StreamBatchFailure",
-    "TransientReplayError",
     "Unreadable",
     "backoff_seconds",
     "business_id_of",
@@ -78,14 +76,6 @@ MAX_PAYLOAD_CHARS = 32_768
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_STATE_CHARS = 160_000
 MAX_ITEMS = 100
-
-
-class ReplayAttemptsExhausted(Exception):
-    """The record used up MAX_REPLAY_ATTEMPTS (or is poison/quarantined): quarantine it."""
-
-
-class TransientReplayError(Exception):
-    """Publishing the replay failed for now (throttle, timeout): retry the task with backoff."""
 
 
 @dataclass(frozen=True, slots=True)

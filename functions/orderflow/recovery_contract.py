@@ -10,7 +10,7 @@ typing them changes no byte of a state or a template.
 The flow, one execution::
 
     WorkflowInput --ForEachSource--> DrainInput --drain--> DrainResult
-      --ForEachItem--> ItemInput --replay | quarantine--> ItemOutcome
+      --replay(ReplayInput)--> ReplayOutput --quarantine(QuarantineInput)--> QuarantineOutput
       --acknowledge(AcknowledgeInput)--> SourceResult
       --summarize(SummarizeInput)--> RecoverySummary
 
@@ -36,9 +36,13 @@ __all__ = [
     "ItemState",
     "Outcome",
     "QuarantineDocument",
+    "QuarantineInput",
+    "QuarantineOutput",
     "QuarantineResult",
     "RecoveryKind",
     "RecoverySummary",
+    "ReplayInput",
+    "ReplayOutput",
     "ReplayResult",
     "ReplayTarget",
     "SourceResult",
@@ -160,6 +164,7 @@ class DrainResult(TypedDict):
     source: SourceState
     items: list[ItemState]
     count: int
+    waitSeconds: int  # the longest backoff among the transient items (the Backoff state)
 
 
 class StateError(TypedDict):
@@ -170,11 +175,36 @@ class StateError(TypedDict):
 
 
 class ItemInput(TypedDict):
-    """The replay and quarantine tasks' input (their results are discarded)."""
+    """One item with its source: what the replay and quarantine tasks do for each item."""
 
     source: SourceState
     item: ItemState
-    replayError: NotRequired[StateError]  # quarantine after ReplayAttemptsExhausted
+
+
+class ReplayInput(TypedDict):
+    """The replay task's input: one source's drained items, all of them at once."""
+
+    source: SourceState
+    items: list[ItemState]
+
+
+class ReplayOutput(TypedDict):
+    """Replay settled ``records`` (replayed, or failed for this run) and hands the rest on."""
+
+    records: list[ItemOutcome]
+    quarantine: list[ItemState]  # poison, and transient records whose attempts are used up
+    count: int  # all the source's items: len(records) + len(quarantine)
+
+
+class QuarantineInput(TypedDict):
+    source: SourceState
+    records: list[ItemOutcome]  # replay's, passed on
+    items: list[ItemState]  # to quarantine
+
+
+class QuarantineOutput(TypedDict):
+    records: list[ItemOutcome]  # replay's and one per quarantine item
+    count: int
 
 
 class ReplayResult(TypedDict):
@@ -203,7 +233,7 @@ class QuarantineDocument(TypedDict):
 
 
 class ItemOutcome(TypedDict):
-    """What the item Map makes of each item (the ItemResult state)."""
+    """How one item ended this run (replay and quarantine write them, acknowledge settles)."""
 
     recordId: str
     receiptHandle: str
@@ -212,7 +242,7 @@ class ItemOutcome(TypedDict):
 
 
 class AcknowledgeInput(TypedDict):
-    """Once per source, always (also with no records: then nothing is deleted)."""
+    """Once per source that drained records."""
 
     source: SourceState
     records: list[ItemOutcome]
@@ -221,9 +251,10 @@ class AcknowledgeInput(TypedDict):
 class SourceResult(TypedDict):
     """One source settled: record ids by outcome and the messages deleted.
 
-    When drain or acknowledge itself fails, a Pass state (DrainFailed, AcknowledgeFailed)
-    returns the same shape with empty lists and ``error``; AcknowledgeFailed also sets
-    ``unsettled``, the number of records not settled.
+    When a task itself fails, a Pass state returns the same shape with empty lists and
+    ``error``: DrainFailed, or SettleFailed (replay, quarantine or acknowledge failed), which
+    also sets ``unsettled``, the number of records not settled. NothingDrained returns it
+    with empty lists for a source with nothing to recover.
     """
 
     source: str

@@ -1,8 +1,9 @@
 """Settling the recovery workflow's outcomes: what acknowledge deletes, what the run reports.
 
-The item Map ends each record as an :class:`~orderflow.recovery_contract.ItemOutcome`; the
-``acknowledge`` task groups one source's with :func:`settle_outcomes` and deletes the messages
-it may, and ``summarize`` turns every source's result into the workflow output with
+The ``replay`` and ``quarantine`` tasks end each record as an
+:class:`~orderflow.recovery_contract.ItemOutcome` (:func:`item_outcome`); the ``acknowledge``
+task groups one source's with :func:`settle_outcomes` and deletes the messages it may, and
+``summarize`` turns every source's result into the workflow output with
 :func:`summarize_sources`. Pure: decisions over lists are made here, never with JSONPath filter
 expressions in the state machine (they fail the state on a list without a match).
 """
@@ -13,9 +14,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from orderflow.recovery_contract import Outcome, RecoverySummary, SourceResult
+from orderflow.recovery_contract import (
+    ItemClass,
+    ItemOutcome,
+    ItemState,
+    Outcome,
+    RecoverySummary,
+    SourceResult,
+)
 
-__all__ = ["SourceOutcomes", "settle_outcomes", "summarize_sources"]
+__all__ = [
+    "SourceOutcomes",
+    "item_outcome",
+    "longest_wait",
+    "settle_outcomes",
+    "summarize_sources",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,35 @@ class SourceOutcomes:
         }
 
 
+def item_outcome(item: ItemState, outcome: Outcome) -> ItemOutcome:
+    """What acknowledge needs of an item that ended as ``outcome`` (its payload is dropped)."""
+    return {
+        "recordId": str(item.get("recordId", "")),
+        "receiptHandle": str(item.get("receiptHandle", "")),
+        "outcome": outcome.value,
+        "continuation": str(item.get("continuation") or ""),
+    }
+
+
+def longest_wait(items: Iterable[ItemState]) -> int:
+    """The backoff before one source's replays: the longest its transient items ask for.
+
+    Example::
+
+        >>> longest_wait([{"classification": "transient", "waitSeconds": 4},
+        ...               {"classification": "poison", "waitSeconds": 0}])
+        4
+    """
+    return max(
+        (
+            int(item.get("waitSeconds") or 0)
+            for item in items
+            if item.get("classification") == ItemClass.TRANSIENT
+        ),
+        default=0,
+    )
+
+
 def _outcome_of(record: Mapping[str, Any]) -> Outcome:
     try:
         return Outcome(str(record.get("outcome", "")))
@@ -48,7 +91,7 @@ def _outcome_of(record: Mapping[str, Any]) -> Outcome:
 
 
 def settle_outcomes(records: Iterable[Mapping[str, Any]]) -> SourceOutcomes:
-    """Group the item Map's outcomes of one source and decide which messages to delete.
+    """Group the replay and quarantine outcomes of one source and decide which messages to delete.
 
     A message is deletable when none of its records failed: a stream failure message expands
     into several records sharing one receipt handle, and deleting it while one of them failed

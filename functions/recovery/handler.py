@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -27,8 +28,6 @@ from orderflow.recovery import (
     MAX_ITEMS,
     MAX_STATE_CHARS,
     FailedRecord,
-    ReplayAttemptsExhausted,
-    TransientReplayError,
     business_id_of,
     quarantine_key,
 )
@@ -37,29 +36,37 @@ from orderflow.recovery_contract import (
     DrainInput,
     DrainResult,
     ItemClass,
-    ItemInput,
+    ItemOutcome,
     ItemState,
+    Outcome,
     QuarantineDocument,
+    QuarantineInput,
+    QuarantineOutput,
     QuarantineResult,
     RecoverySummary,
-    ReplayResult,
+    ReplayInput,
+    ReplayOutput,
     SourceResult,
     SourceState,
     SummarizeInput,
 )
 from orderflow.recovery_drain import deferred_item, items_for_message
-from orderflow.recovery_outcomes import settle_outcomes, summarize_sources
+from orderflow.recovery_outcomes import (
+    item_outcome,
+    longest_wait,
+    settle_outcomes,
+    summarize_sources,
+)
 from orderflow.settings import DrainSettings, QuarantineSettings, ReplaySettings, load_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = [
-    "ReplayAttemptsExhausted",
-    "TransientReplayError",
     "acknowledge",
     "drain",
     "quarantine",
+    "quarantine_item",
     "replay",
     "summarize",
 ]
@@ -112,7 +119,12 @@ def drain(event: DrainInput, context: LambdaContext) -> DrainResult:
         "Drained failure queue",
         extra={"source": source["name"], "count": len(items), "poison": poison},
     )
-    return {"source": source, "items": items, "count": len(items)}
+    return {
+        "source": source,
+        "items": items,
+        "count": len(items),
+        "waitSeconds": longest_wait(items),
+    }
 
 
 def _fit(entry: FailedRecord, source: SourceState) -> FailedRecord:
@@ -130,54 +142,139 @@ def _fit(entry: FailedRecord, source: SourceState) -> FailedRecord:
     return entry
 
 
-def _item_of(event: ItemInput) -> ItemState:
-    # (or the item's fields beside "source", as an operator may start a task by hand)
-    item = event.get("item")
-    return item if isinstance(item, dict) else cast(ItemState, event)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def replay(event: ItemInput, context: LambdaContext) -> ReplayResult:
-    """Count the attempt, then publish the record back to its source's target.
+def replay(event: ReplayInput, context: LambdaContext) -> ReplayOutput:
+    """Replay one source's transient items; hand poison and exhausted ones to quarantine.
 
-    Raises:
-        ReplayAttemptsExhausted: attempts used up (or the item is poison): quarantine it.
-        TransientReplayError: the publish failed for now: retry with backoff.
+    One call per source and run, however many records it drained: a Step Functions
+    transition costs more than this whole call does per record (see the README's cost notes).
+    Each record still gets its own outcome: ``replayed``; ``failed`` (the target refused it
+    on every pass, or the call ran out of time: its message stays and comes back next run);
+    or it goes on to quarantine (poison, or its replay attempts are used up).
     """
     settings = load_settings(ReplaySettings)
-    source, item = event["source"], _item_of(event)
-    record_id, payload = str(item["recordId"]), str(item["payload"])
-    if item.get("classification") == ItemClass.POISON:
-        raise ReplayAttemptsExhausted(f"{record_id}: poison records are quarantined, not replayed")
-    attempts = RecoveryLedger(settings.recovery_table).begin_replay(
-        record_id,
+    source = event["source"]
+    ledger = RecoveryLedger(settings.recovery_table)
+    records: list[ItemOutcome] = []
+    to_quarantine: list[ItemState] = []
+    pending: list[tuple[ItemState, int]] = []  # (item, its attempt number) still to publish
+    items = event.get("items") or []
+    for item in items:
+        if item.get("classification") == ItemClass.POISON:
+            to_quarantine.append(item)
+        elif item.get("classification") != ItemClass.TRANSIENT:
+            # "deferred" (not drained this run) or unknown: never replayed on a guess
+            records.append(item_outcome(item, Outcome.FAILED))
+        elif _out_of_time(context):
+            records.append(item_outcome(item, Outcome.FAILED))
+        else:
+            attempts = _begin(ledger, settings, source, item)
+            if attempts is None:
+                exhausted = dict(item)
+                exhausted["reason"] = (
+                    f"{item.get('reason') or 'transient'}; "
+                    f"{settings.max_replay_attempts} replay attempts used up"
+                )
+                to_quarantine.append(cast(ItemState, exhausted))
+            else:
+                pending.append((item, attempts))
+    for pause in (*REPLAY_PASS_PAUSES, None):
+        pending = _publish_pass(source, pending, records, context)
+        if not pending or pause is None or _out_of_time(context, pause):
+            break
+        time.sleep(pause)  # the target refused some: give it a moment, then only those again
+    records.extend(item_outcome(item, Outcome.FAILED) for item, _ in pending)
+    logger.info(
+        "Replayed source",
+        extra={
+            "source": source["name"],
+            "replayed": sum(r["outcome"] == Outcome.REPLAYED for r in records),
+            "failed": sum(r["outcome"] == Outcome.FAILED for r in records),
+            "to_quarantine": len(to_quarantine),
+        },
+    )
+    return {"records": records, "quarantine": to_quarantine, "count": len(items)}
+
+
+#: Pauses (seconds) between publish passes over the records the target refused: three passes
+#: in all, bounded per call, not per record.
+REPLAY_PASS_PAUSES = (1.0, 2.0)
+#: Stop starting records with less time than this left: an unfinished call would settle none.
+_TIME_RESERVE_MS = 10_000
+
+
+def _out_of_time(context: LambdaContext, pause: float = 0.0) -> bool:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining is not None and remaining() < _TIME_RESERVE_MS + pause * 1000
+
+
+def _begin(
+    ledger: RecoveryLedger, settings: ReplaySettings, source: SourceState, item: ItemState
+) -> int | None:
+    """Count one more replay of ``item`` (None: its attempts are used up or it is quarantined)."""
+    return ledger.begin_replay(
+        str(item["recordId"]),
         max_attempts=settings.max_replay_attempts,
         kind=str(source.get("kind", "")),
         source=str(source["name"]),
         reason=str(item.get("reason", "")),
     )
-    if attempts is None:
-        raise ReplayAttemptsExhausted(
-            f"{record_id}: {settings.max_replay_attempts} replay attempts used up"
-        )
-    target = source["target"]
-    try:
-        publish_replay(target, payload, dedup_suffix=f"replay:{attempts}")
-    except (ReplayAttemptsExhausted, TransientReplayError):
-        raise
-    except Exception as exc:
-        raise TransientReplayError(f"{record_id}: {describe(exc)}") from exc
-    logger.info("Replayed record", extra={"record_id": record_id, "attempts": attempts})
-    return {"recordId": record_id, "attempts": attempts, "target": target["type"]}
+
+
+def _publish_pass(
+    source: SourceState,
+    pending: list[tuple[ItemState, int]],
+    records: list[ItemOutcome],
+    context: LambdaContext,
+) -> list[tuple[ItemState, int]]:
+    """Publish each pending item once; append the replayed ones' outcomes; the rest again."""
+    refused = []
+    for position, (item, attempts) in enumerate(pending):
+        if _out_of_time(context):
+            return refused + pending[position:]
+        record_id = str(item["recordId"])
+        try:
+            publish_replay(
+                source["target"], str(item["payload"]), dedup_suffix=f"replay:{attempts}"
+            )
+        except Exception as exc:
+            logger.warning(
+                "Replay refused",
+                extra={"record_id": record_id, "attempts": attempts, "reason": describe(exc)},
+            )
+            refused.append((item, attempts))
+            continue
+        logger.info("Replayed record", extra={"record_id": record_id, "attempts": attempts})
+        records.append(item_outcome(item, Outcome.REPLAYED))
+    return refused
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def quarantine(event: ItemInput, context: LambdaContext) -> QuarantineResult:
-    """Store the record in S3 and index it in the recovery table (idempotent: fixed key)."""
+def quarantine(event: QuarantineInput, context: LambdaContext) -> QuarantineOutput:
+    """Quarantine each item (an S3 object and its index entry); pass replay's outcomes on.
+
+    An item whose quarantine fails ends ``failed``: its message stays for the next run.
+    """
     settings = load_settings(QuarantineSettings)
-    source, item = event["source"], _item_of(event)
+    source = event["source"]
+    records = list(event.get("records") or [])
+    for item in event.get("items") or []:
+        try:
+            quarantine_item(settings, source, item)
+        except Exception:
+            logger.exception("Quarantine failed", extra={"record_id": item.get("recordId")})
+            records.append(item_outcome(item, Outcome.FAILED))
+        else:
+            records.append(item_outcome(item, Outcome.QUARANTINED))
+    return {"records": records, "count": len(records)}
+
+
+def quarantine_item(
+    settings: QuarantineSettings, source: SourceState, item: ItemState
+) -> QuarantineResult:
+    """Store the record in S3 and index it in the recovery table (idempotent: fixed key)."""
     record_id = str(item["recordId"])
     reason = str(item.get("reason") or "quarantined")
     key = quarantine_key(str(source["name"]), record_id)

@@ -1,9 +1,15 @@
 """The `recovery` Step Functions workflow: its state machine, definition and execution logs.
 
-For each source (failure queue): drain -> for each item classify -> (wait ->) replay or
-quarantine -> acknowledge; then summarize, publish a notice when records were quarantined, and
-end FAILED (RecoveryIncomplete) unless the run was complete. The states it passes are typed in
-``orderflow.recovery_contract`` (functions/orderflow).
+For each source (failure queue): drain -> (nothing drained: done) -> back off -> replay the
+transient records -> quarantine poison and exhausted ones -> acknowledge; then summarize,
+publish a notice when records were quarantined, and end FAILED (RecoveryIncomplete) unless the
+run was complete.
+
+Each task takes a source's records all at once, not one Map iteration per record: a Standard
+workflow bills every state transition ($25 per million), about ten per record through a
+per-record Map, which was the largest part of the pipeline's cost at the demo's fault rate
+(README, "Cost"). Per record, the tasks still decide and report one outcome each. The states
+it passes are typed in ``orderflow.recovery_contract`` (functions/orderflow).
 
 No JSONPath filter expressions (`[?(...)]`) anywhere: on an empty or non-matching list they
 fail the state (States.Runtime). Decisions over lists are made in Python
@@ -25,8 +31,6 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from cdk_nag import RegexAppliesTo
 from constructs import Construct
 from orderflow.recovery_contract import (
-    ItemClass,
-    Outcome,
     RecoveryKind,
     ReplayTarget,
     SourceState,
@@ -36,7 +40,6 @@ from orderflow.recovery_contract import (
 from stacks.config import StageConfig
 from stacks.constructs.function import PipelineFunction
 from stacks.nag import suppress
-from streamline.topology import RECOVERY_ITEM_STATE
 
 __all__ = ["RecoveryFunctions", "RecoverySource", "RecoveryWorkflow"]
 
@@ -46,11 +49,6 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-]
-REPLAY_RETRY_ERRORS = [
-    "TransientReplayError",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
 ]
 
 
@@ -97,7 +95,6 @@ class RecoveryWorkflow(Construct):
 
     MAX_MESSAGES_PER_SOURCE = 10
     SOURCE_CONCURRENCY = 2
-    ITEM_CONCURRENCY = 5
     EXECUTION_TIMEOUT = Duration.hours(1)
 
     def __init__(
@@ -212,87 +209,16 @@ class RecoveryWorkflow(Construct):
         )
         return build_sources.next(for_each_source).next(summarize).next(any_quarantined)
 
-    def _per_item(self) -> sfn.IChainable:
-        """Classify -> (wait -> replay | quarantine) -> {recordId, receiptHandle, outcome}."""
-        item_state = sfn.TaskInput.from_json_path_at("$")
-        item_result = sfn.Pass(
-            self,
-            RECOVERY_ITEM_STATE,
-            parameters={
-                "recordId": sfn.JsonPath.string_at("$.item.recordId"),
-                "receiptHandle": sfn.JsonPath.string_at("$.item.receiptHandle"),
-                "outcome": sfn.JsonPath.string_at("$.outcome"),
-                # the rest of a long stream range ("" if none): acknowledge sends it
-                "continuation": sfn.JsonPath.string_at("$.item.continuation"),
-            },
-        )
-
-        def mark(construct_id: str, outcome: str) -> sfn.Chain:
-            return sfn.Pass(
-                self, construct_id, result=sfn.Result.from_string(outcome), result_path="$.outcome"
-            ).next(item_result)
-
-        mark_failed = mark("MarkFailed", Outcome.FAILED.value)
-        quarantine = self._add_service_retry(
-            self._lambda_task(
-                "Quarantine",
-                self.functions.quarantine,
-                payload=item_state,
-                result_path=sfn.JsonPath.DISCARD,
-            )
-        )
-        quarantine.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        quarantine.next(mark("MarkQuarantined", Outcome.QUARANTINED.value))
-
-        replay = self._lambda_task(
-            "Replay", self.functions.replay, payload=item_state, result_path=sfn.JsonPath.DISCARD
-        )
-        replay.add_retry(
-            errors=REPLAY_RETRY_ERRORS,
-            interval=Duration.seconds(5),
-            max_attempts=3,
-            backoff_rate=2,
-        )
-        replay.add_retry(
-            errors=["Lambda.AWSLambdaException", "Lambda.SdkClientException"],
-            interval=Duration.seconds(2),
-            max_attempts=3,
-            backoff_rate=2,
-        )
-        replay.add_catch(
-            quarantine, errors=["ReplayAttemptsExhausted"], result_path="$.replayError"
-        )
-        # anything else (e.g. TransientReplayError after its retries): leave it for the next run
-        replay.add_catch(mark_failed, errors=["States.ALL"], result_path="$.error")
-        replay.next(mark("MarkReplayed", Outcome.REPLAYED.value))
-
-        transient, poison = ItemClass.TRANSIENT.value, ItemClass.POISON.value
-        backoff = sfn.Wait(
-            self, "Backoff", time=sfn.WaitTime.seconds_path("$.item.waitSeconds")
-        ).next(replay)
-        return (
-            sfn.Choice(self, "Classify")
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.string_equals("$.item.classification", transient),
-                    sfn.Condition.is_present("$.item.waitSeconds"),
-                ),
-                backoff,
-            )
-            .when(sfn.Condition.string_equals("$.item.classification", transient), replay)
-            .when(sfn.Condition.string_equals("$.item.classification", poison), quarantine)
-            # "deferred" (not drained this run) and anything unknown: leave it, fail the run
-            .otherwise(mark_failed)
-        )
-
     def _per_source(self) -> sfn.IChainable:
-        """Drain -> each item -> acknowledge (settle outcomes, delete handled messages).
+        """Drain -> back off -> replay -> quarantine -> acknowledge, over a source's records.
 
-        Step Functions caps a state at 256 KB: each step replaces what it consumed (items ->
-        outcomes -> record ids per outcome) instead of adding to it. Which messages may be
-        deleted (none of their records failed) and the outcome lists are computed in Python
-        (orderflow.recovery_outcomes.settle_outcomes), never with JSONPath filter expressions: those
-        raise States.Runtime on a list without a match.
+        Step Functions caps a state at 256 KB: each task replaces what it consumed under
+        ``$.records`` (drained items -> outcomes plus items to quarantine -> outcomes) instead
+        of adding to it, and each result carries ``count`` (the source's records) so one Pass
+        state can report any task's failure. Which messages may be deleted (none of their
+        records failed) is decided in Python (orderflow.recovery_outcomes.settle_outcomes),
+        never with JSONPath filter expressions: those raise States.Runtime on a list without a
+        match.
         """
         empty_outcomes: dict[str, Any] = {
             "quarantined": [],
@@ -309,6 +235,24 @@ class RecoveryWorkflow(Construct):
                 "error": sfn.JsonPath.object_at("$.error"),
             },
         )
+        # Replay, quarantine or acknowledge failed as a whole: the source's messages stay
+        # undeleted and come back next run (replays and sinks are idempotent, quarantined
+        # records are quarantined again), so only the count is kept. The run ends FAILED.
+        settle_failed = sfn.Pass(
+            self,
+            "SettleFailed",
+            parameters={
+                "source": sfn.JsonPath.string_at("$.source.name"),
+                **empty_outcomes,
+                "unsettled": sfn.JsonPath.number_at("$.records.count"),
+                "error": sfn.JsonPath.object_at("$.error"),
+            },
+        )
+        nothing_drained = sfn.Pass(
+            self,
+            "NothingDrained",
+            parameters={"source": sfn.JsonPath.string_at("$.source.name"), **empty_outcomes},
+        )
         drain = self._add_service_retry(
             self._lambda_task(
                 "Drain",
@@ -319,27 +263,47 @@ class RecoveryWorkflow(Construct):
                         "maxMessages": sfn.JsonPath.number_at("$.maxMessages"),
                     }
                 ),
-                result_selector={"items": sfn.JsonPath.list_at("$.Payload.items")},
+                result_selector={
+                    "items": sfn.JsonPath.list_at("$.Payload.items"),
+                    "count": sfn.JsonPath.number_at("$.Payload.count"),
+                    "waitSeconds": sfn.JsonPath.number_at("$.Payload.waitSeconds"),
+                },
                 result_path="$.records",
             )
         )
         # one unreadable source must not stop the others
         drain.add_catch(drain_failed, errors=["States.ALL"], result_path="$.error")
 
-        for_each_item = sfn.Map(
-            self,
-            "ForEachItem",
-            items_path="$.records.items",
-            max_concurrency=self.ITEM_CONCURRENCY,
-            item_selector={
+        # A function error is settled per record inside the tasks; what is retried here is
+        # Lambda itself failing, and what is caught is the task failing as a whole.
+        replay = self._settle_task(
+            "Replay",
+            self.functions.replay,
+            {
                 "source": sfn.JsonPath.object_at("$.source"),
-                "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+                "items": sfn.JsonPath.list_at("$.records.items"),
             },
-            result_path="$.records",  # the outcomes replace the (large) drained items
+            {
+                "records": sfn.JsonPath.list_at("$.Payload.records"),
+                "quarantine": sfn.JsonPath.list_at("$.Payload.quarantine"),
+                "count": sfn.JsonPath.number_at("$.Payload.count"),
+            },
+            settle_failed,
         )
-        for_each_item.item_processor(self._per_item())
-
-        # Always called, also with no records (it then deletes nothing): no Choice on the list.
+        quarantine = self._settle_task(
+            "Quarantine",
+            self.functions.quarantine,
+            {
+                "source": sfn.JsonPath.object_at("$.source"),
+                "records": sfn.JsonPath.list_at("$.records.records"),
+                "items": sfn.JsonPath.list_at("$.records.quarantine"),
+            },
+            {
+                "records": sfn.JsonPath.list_at("$.Payload.records"),
+                "count": sfn.JsonPath.number_at("$.Payload.count"),
+            },
+            settle_failed,
+        )
         acknowledge = self._add_service_retry(
             self._lambda_task(
                 "Acknowledge",
@@ -347,29 +311,44 @@ class RecoveryWorkflow(Construct):
                 payload=sfn.TaskInput.from_object(
                     {
                         "source": sfn.JsonPath.object_at("$.source"),
-                        "records": sfn.JsonPath.list_at("$.records"),
+                        "records": sfn.JsonPath.list_at("$.records.records"),
                     }
                 ),
                 output_path="$.Payload",  # {source, quarantined, replayed, failed, deleted}
             )
         )
-        # Delete errors come back as the result's "error"; this catches the function itself
-        # failing. Its messages stay undeleted and come back next run (replays and sinks are
-        # idempotent, quarantined records are quarantined again), so only the count is kept.
-        acknowledge_failed = sfn.Pass(
-            self,
-            "AcknowledgeFailed",
-            parameters={
-                "source": sfn.JsonPath.string_at("$.source.name"),
-                **empty_outcomes,
-                "unsettled": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.records")),
-                "error": sfn.JsonPath.object_at("$.acknowledgeError"),
-            },
+        # Delete errors come back as the result's "error"; this catches the function itself.
+        acknowledge.add_catch(settle_failed, errors=["States.ALL"], result_path="$.error")
+        backoff = sfn.Wait(self, "Backoff", time=sfn.WaitTime.seconds_path("$.records.waitSeconds"))
+        anything = (
+            sfn.Choice(self, "AnyDrained")
+            .when(
+                sfn.Condition.number_greater_than("$.records.count", 0),
+                backoff.next(replay).next(quarantine).next(acknowledge),
+            )
+            .otherwise(nothing_drained)
         )
-        acknowledge.add_catch(
-            acknowledge_failed, errors=["States.ALL"], result_path="$.acknowledgeError"
+        return drain.next(anything)
+
+    def _settle_task(
+        self,
+        construct_id: str,
+        fn: PipelineFunction,
+        payload: dict[str, Any],
+        result: dict[str, Any],
+        on_failure: sfn.IChainable,
+    ) -> tasks.LambdaInvoke:
+        task = self._add_service_retry(
+            self._lambda_task(
+                construct_id,
+                fn,
+                payload=sfn.TaskInput.from_object(payload),
+                result_selector=result,
+                result_path="$.records",  # replaces what it consumed
+            )
         )
-        return drain.next(for_each_item).next(acknowledge)
+        task.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        return task
 
     def _state_machine(self, sources: Sequence[RecoverySource]) -> sfn.StateMachine:
         log_group = logs.LogGroup(

@@ -40,7 +40,7 @@ from streamline.cost.report_lines import Report, collect_reports, read_function_
 from streamline.local.api_calls import CLIENT, ESM, ApiCallCounter, CallKey, CallTally
 from streamline.ops.logs import PIPELINE_FUNCTIONS
 from streamline.ops.target import Target, TargetError
-from streamline.topology import RECOVERY_ITEM_STATE
+from streamline.topology import RECOVERY_DRAIN_STATE
 
 __all__ = [
     "ESTIMATED_CALLS_PER_RECORD",
@@ -335,14 +335,24 @@ def _recovery(
                 ):
                     for event in history.get("events", []):
                         # Standard workflows bill a transition each time a state is entered.
-                        if event["type"].endswith("StateEntered"):
-                            transitions += 1
-                            details = event.get("stateEnteredEventDetails") or {}
-                            records += details.get("name") == RECOVERY_ITEM_STATE
+                        transitions += event["type"].endswith("StateEntered")
+                        records += drained_records(event)
                 runs.append(RecoveryRun(transitions, records))
     except Exception as exc:  # botocore: the machine is gone or not readable
         notes.append(f"state transitions not read ({type(exc).__name__})")
     return sum(r.transitions for r in runs), tuple(runs), _runs_per_month(target, machine, notes)
+
+
+def drained_records(event: Mapping[str, Any]) -> int:
+    """The records a history event says a source's drain took (0 for any other event)."""
+    details = event.get("stateExitedEventDetails") or {}
+    if details.get("name") != RECOVERY_DRAIN_STATE:
+        return 0
+    try:
+        count = json.loads(details.get("output") or "{}")["records"]["count"]
+    except (ValueError, KeyError, TypeError):
+        return 0  # a failed drain (DrainFailed) took none
+    return count if isinstance(count, int) else 0
 
 
 def _runs_per_month(target: Target, machine: str, notes: list[str]) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -74,7 +75,9 @@ def test_state_machine_is_standard_traced_and_logs_everything(stage: Synth) -> N
     )
 
 
-def test_workflow_maps_sources_two_at_a_time_and_classifies_items(dev: Synth) -> None:
+def test_workflow_maps_sources_two_at_a_time_and_settles_each_source_in_one_pass(
+    dev: Synth,
+) -> None:
     definition = state_machine_definition(dev.json("orchestration"))
     states = dict(iter_states(definition["States"]))
     assert definition["StartAt"] == "BuildSources"
@@ -90,29 +93,38 @@ def test_workflow_maps_sources_two_at_a_time_and_classifies_items(dev: Synth) ->
     assert all("streamArn" in s for s in sources if s["kind"].endswith("-failure"))
     assert states["ForEachSource"]["MaxConcurrency"] == 2
     assert states["ForEachSource"]["ItemProcessor"]["StartAt"] == "Drain"
-    # poison is quarantined; "deferred" (not drained this run) and anything unknown fail the item
-    classify = {c.get("StringEquals"): c["Next"] for c in states["Classify"]["Choices"]}
-    assert classify["poison"] == "Quarantine"
-    assert states["Classify"]["Default"] == "MarkFailed"
-    assert states["Backoff"]["SecondsPath"] == "$.item.waitSeconds"
-    assert states["Backoff"]["Next"] == "Replay"
+    # No Map over records: a transition per record is what a run's cost grew with.
+    assert [name for name, state in states.items() if state["Type"] == "Map"] == ["ForEachSource"]
+    path = ["Drain", "AnyDrained", "Backoff", "Replay", "Quarantine", "Acknowledge"]
+    for here, there in itertools.pairwise(path[2:]):
+        assert states[here]["Next"] == there, here
+    assert states["Drain"]["Next"] == "AnyDrained"
+    assert states["AnyDrained"]["Choices"] == [
+        {"Variable": "$.records.count", "NumericGreaterThan": 0, "Next": "Backoff"}
+    ]
+    assert states["AnyDrained"]["Default"] == "NothingDrained"
+    assert states["Backoff"]["SecondsPath"] == "$.records.waitSeconds"
 
 
-def test_replay_retries_transient_errors_with_backoff_and_quarantines_when_exhausted(
-    dev: Synth,
-) -> None:
+def test_each_task_replaces_the_records_it_consumed(dev: Synth) -> None:
     states = dict(iter_states(state_machine_definition(dev.json("orchestration"))["States"]))
-    replay = states["Replay"]
-    first = replay["Retry"][0]
-    assert set(first["ErrorEquals"]) == {
-        "TransientReplayError",
-        "Lambda.TooManyRequestsException",
-        "Lambda.ServiceException",
+    assert states["Drain"]["ResultSelector"] == {
+        "items.$": "$.Payload.items",
+        "count.$": "$.Payload.count",
+        "waitSeconds.$": "$.Payload.waitSeconds",
     }
-    assert first["BackoffRate"] > 1 and first["MaxAttempts"] >= 2
-    catches = {tuple(c["ErrorEquals"]): c["Next"] for c in replay["Catch"]}
-    assert catches[("ReplayAttemptsExhausted",)] == "Quarantine"
-    assert list(catches)[-1] == ("States.ALL",)  # the catch-all is last, as ASL requires
+    assert states["Replay"]["Parameters"]["Payload"] == {
+        "source.$": "$.source",
+        "items.$": "$.records.items",
+    }
+    assert states["Quarantine"]["Parameters"]["Payload"] == {
+        "source.$": "$.source",
+        "records.$": "$.records.records",
+        "items.$": "$.records.quarantine",
+    }
+    for name in ("Drain", "Replay", "Quarantine"):
+        assert states[name]["ResultPath"] == "$.records", name
+        assert "count.$" in states[name]["ResultSelector"], name  # SettleFailed reads it
 
 
 def test_every_lambda_task_retries_lambda_service_errors(dev: Synth) -> None:
@@ -156,34 +168,32 @@ def test_summary_is_computed_by_summarize_and_notices_only_when_something_was_qu
     assert states["Done"]["Type"] == "Succeed"
 
 
-def test_every_source_is_acknowledged_with_its_outcomes_and_no_choice(dev: Synth) -> None:
+def test_every_drained_source_is_acknowledged_and_any_task_failure_is_reported(
+    dev: Synth,
+) -> None:
     states = dict(iter_states(state_machine_definition(dev.json("orchestration"))["States"]))
-    assert states["ForEachItem"]["ResultPath"] == "$.records"  # outcomes replace the items
-    assert states["ItemResult"]["Parameters"] == {
-        "recordId.$": "$.item.recordId",
-        "receiptHandle.$": "$.item.receiptHandle",
-        "outcome.$": "$.outcome",
-        "continuation.$": "$.item.continuation",
-    }
-    assert states["ForEachItem"]["Next"] == "Acknowledge"
     acknowledge = states["Acknowledge"]
     assert acknowledge["Parameters"]["Payload"] == {
         "source.$": "$.source",
-        "records.$": "$.records",
+        "records.$": "$.records.records",
     }
     assert acknowledge["OutputPath"] == "$.Payload"
     assert acknowledge["End"] is True
-    assert [c["Next"] for c in acknowledge["Catch"]] == ["AcknowledgeFailed"]
-    for failed in ("DrainFailed", "AcknowledgeFailed"):
+    for name in ("Replay", "Quarantine", "Acknowledge"):
+        assert [c["Next"] for c in states[name]["Catch"]] == ["SettleFailed"], name
+        assert states[name]["Catch"][0]["ResultPath"] == "$.error", name
+    assert [c["Next"] for c in states["Drain"]["Catch"]] == ["DrainFailed"]
+    for failed in ("DrainFailed", "SettleFailed", "NothingDrained"):
         params = states[failed]["Parameters"]
         assert params["source.$"] == "$.source.name"
         assert (params["quarantined"], params["replayed"], params["failed"]) == ([], [], [])
         assert params["deleted"] == 0
-    assert states["AcknowledgeFailed"]["Parameters"]["unsettled.$"] == (
-        "States.ArrayLength($.records)"
-    )
+        assert states[failed]["End"] is True
+    assert states["SettleFailed"]["Parameters"]["unsettled.$"] == "$.records.count"
+    assert states["SettleFailed"]["Parameters"]["error.$"] == "$.error"
+    assert "error.$" not in states["NothingDrained"]["Parameters"]
     choices = sorted(name for name, state in states.items() if state["Type"] == "Choice")
-    assert choices == ["AnyQuarantined", "Classify", "Complete"]
+    assert choices == ["AnyDrained", "AnyQuarantined", "Complete"]
 
 
 def test_definition_has_no_jsonpath_filters_or_runtime_array_lookups(dev: Synth) -> None:

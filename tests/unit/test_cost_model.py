@@ -6,10 +6,12 @@ reviewed table (``PRICES``) has every price the model asks for, with a date and 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from streamline.cost.cli import parse_rate
-from streamline.cost.measure import CostError, schedule_minutes
+from streamline.cost.measure import CostError, drained_records, schedule_minutes
 from streamline.cost.model import (
     FunctionUsage,
     Measurement,
@@ -406,6 +408,24 @@ def test_schedule_expressions_give_the_minutes_between_runs() -> None:
     assert schedule_minutes("rate(2 days)") == 2880.0
     assert schedule_minutes("cron(0 12 * * ? *)") is None
     assert schedule_minutes("rate(banana)") is None
+
+
+def test_a_runs_failed_records_are_what_its_drains_took() -> None:
+    def exited(name: str, output: object) -> dict:
+        details = {"name": name, "output": json.dumps(output) if output is not None else None}
+        return {"type": "TaskStateExited", "stateExitedEventDetails": details}
+
+    history = [
+        {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Drain"}},
+        exited("Drain", {"source": {}, "records": {"items": [], "count": 7}}),
+        exited("Drain", {"records": {"count": 0}}),
+        exited("Replay", {"records": {"count": 99}}),  # the same records, later: not again
+        exited("Drain", {"error": {"Error": "X"}}),  # DrainFailed took none
+        exited("Drain", None),
+        exited("Drain", {"records": {"count": "3"}}),
+        {"type": "ExecutionStarted"},
+    ]
+    assert sum(drained_records(event) for event in history) == 7
 
 
 # -- the capacity plan (streamline cost --rate N) -----------------------------------------------

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from orderflow.dal import FunctionInvoker, InvocationResult
 
-from .support import fail_when, load_event, throttle
+from .support import FakeContext, fail_when, load_event, throttle
 
 
 def order_event(order_id: str = "o-9", version: int = 1, **change) -> dict:
@@ -235,27 +235,43 @@ def test_given_many_messages_when_drained_then_the_state_stays_small(
 # --- replay ------------------------------------------------------------------------------
 
 
+def transient(record_id: str, payload: str, **extra) -> dict:
+    return {
+        "recordId": record_id,
+        "classification": "transient",
+        "reason": "RetryAttemptsExhausted",
+        "payload": payload,
+        "receiptHandle": f"rh-{record_id}",
+        "attempt": 1,
+        "waitSeconds": 2,
+        "continuation": "",
+        **extra,
+    }
+
+
+def replay_one(recovery, source: dict, item: dict, context) -> tuple[str, list[dict]]:
+    """Replay one item through the batch task: its outcome ("" when handed to quarantine)."""
+    out = recovery.replay({"source": source, "items": [item]}, context)
+    assert out["count"] == 1
+    outcomes = [record["outcome"] for record in out["records"]]
+    return (outcomes[0] if outcomes else ""), out["quarantine"]
+
+
 def test_given_a_transient_kinesis_item_when_replayed_then_put_back_keyed_by_order_until_exhausted(
     pipeline, load_function, context
 ):
     recovery = load_function("recovery")
     payload = json.dumps(order_event("o-42"))
-    item = {
-        "recordId": "ingest-failures#event#1",
-        "classification": "transient",
-        "payload": payload,
-        "reason": "RetryAttemptsExhausted",
-        "receiptHandle": "rh",
-        "attempt": 1,
-        "waitSeconds": 2,
-    }
+    item = transient("ingest-failures#event#1", payload)
     src = kinesis_source(pipeline)
 
-    results = [recovery.replay({"source": src, "item": item}, context) for _ in range(3)]
-    with pytest.raises(recovery.ReplayAttemptsExhausted):
-        recovery.replay({"source": src, "item": item}, context)
+    results = [replay_one(recovery, src, item, context) for _ in range(4)]
 
-    assert [r["attempts"] for r in results] == [1, 2, 3]
+    assert results[:3] == [("replayed", [])] * 3
+    outcome, [exhausted] = results[3]
+    assert outcome == ""  # handed to quarantine, with why
+    assert exhausted["recordId"] == item["recordId"]
+    assert exhausted["reason"] == "RetryAttemptsExhausted; 3 replay attempts used up"
     kinesis = boto3.client("kinesis")
     shard = kinesis.list_shards(StreamName=pipeline.stream_name)["Shards"][0]["ShardId"]
     iterator = kinesis.get_shard_iterator(
@@ -269,6 +285,39 @@ def test_given_a_transient_kinesis_item_when_replayed_then_put_back_keyed_by_ord
     assert ledger["attempts"] == {"N": "3"} and ledger["state"] == {"S": "REPLAYING"}
 
 
+def test_given_a_mixed_batch_when_replayed_then_one_outcome_per_record_in_one_call(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    src = kinesis_source(pipeline)
+    items = [
+        transient("r-1", json.dumps(order_event("o-1")), continuation="rest-of-range"),
+        {**transient("r-2", "{}"), "classification": "poison", "reason": "bad"},
+        {**transient("r-3", ""), "classification": "deferred"},
+        transient("r-4", json.dumps(order_event("o-4"))),
+        {**transient("r-5", json.dumps(order_event("o-5"))), "classification": "unknown"},
+    ]
+
+    out = recovery.replay({"source": src, "items": items}, context)
+
+    assert out["count"] == 5
+    assert sorted((r["recordId"], r["outcome"]) for r in out["records"]) == [
+        ("r-1", "replayed"),
+        ("r-3", "failed"),  # not drained this run: never replayed on a guess
+        ("r-4", "replayed"),
+        ("r-5", "failed"),
+    ]
+    [first] = [r for r in out["records"] if r["recordId"] == "r-1"]
+    assert first == {
+        "recordId": "r-1",
+        "receiptHandle": "rh-r-1",
+        "outcome": "replayed",
+        "continuation": "rest-of-range",
+    }
+    assert [item["recordId"] for item in out["quarantine"]] == ["r-2"]
+    assert out["quarantine"][0]["reason"] == "bad"
+
+
 def test_given_a_fulfilment_task_when_replayed_to_fifo_then_grouped_by_order(
     pipeline, load_function, context
 ):
@@ -279,9 +328,11 @@ def test_given_a_fulfilment_task_when_replayed_to_fifo_then_grouped_by_order(
         "sqs-dlq",
         {"type": "sqs", "queueUrl": pipeline.queues["fulfilment.fifo"]},
     )
-    item = {"recordId": "r-fifo", "classification": "transient", "payload": json.dumps(task)}
 
-    recovery.replay({"source": src, **item}, context)
+    assert replay_one(recovery, src, transient("r-fifo", json.dumps(task)), context) == (
+        "replayed",
+        [],
+    )
 
     [message] = pipeline.messages("fulfilment.fifo")
     assert message["Attributes"]["MessageGroupId"] == "o-A"
@@ -307,20 +358,20 @@ def test_given_a_change_when_replayed_to_the_changes_function_then_tasks_are_sen
     )
     payload = json.dumps({"eventName": record["eventName"], "dynamodb": record["dynamodb"]})
 
-    out = recovery.replay(
-        {"source": src, "item": {"recordId": "r-ddb", "payload": payload}}, context
-    )
-
-    assert out == {"recordId": "r-ddb", "attempts": 1, "target": "lambda"}
+    assert replay_one(recovery, src, transient("r-ddb", payload), context) == ("replayed", [])
     assert [json.loads(m["Body"])["order_id"] for m in pipeline.messages("fulfilment.fifo")] == [
         "o-11"
     ]
 
 
 def test_given_a_task_when_replayed_async_then_notifier_is_invoked(
-    pipeline, load_function, context
+    pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
+    sent = []
+    monkeypatch.setattr(
+        FunctionInvoker, "invoke_async", lambda self, name, payload: sent.append((name, payload))
+    )
     src = pipeline.source(
         "notify-failures",
         "lambda-destination",
@@ -328,32 +379,78 @@ def test_given_a_task_when_replayed_async_then_notifier_is_invoked(
     )
     payload = json.dumps(load_event("notifier_task"))
 
-    out = recovery.replay({"source": src, "item": {"recordId": "r-n", "payload": payload}}, context)
+    assert replay_one(recovery, src, transient("r-n", payload), context) == ("replayed", [])
+    assert sent == [("notifier", payload.encode())]
 
-    assert out["target"] == "lambda-async"
 
-
-def test_given_a_throttled_target_when_replayed_then_transient_replay_error(
+def test_given_a_throttled_target_when_replayed_then_retried_in_passes_and_failed_for_this_run(
     pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
     import orderflow.dal.replay as replay_dal
 
-    fail_when(monkeypatch, replay_dal, "kinesis_put", lambda *a, **k: True, throttle("PutRecord"))
-    item = {"recordId": "r-t", "payload": json.dumps(order_event())}
+    calls = []
+    fail_when(
+        monkeypatch,
+        replay_dal,
+        "kinesis_put",
+        lambda *a, **k: calls.append(a) or True,
+        throttle("PutRecord"),
+    )
+    monkeypatch.setattr(recovery, "REPLAY_PASS_PAUSES", (0.0, 0.0))
+    src = kinesis_source(pipeline)
 
-    with pytest.raises(recovery.TransientReplayError, match="ProvisionedThroughputExceeded"):
-        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+    outcome, quarantine = replay_one(
+        recovery, src, transient("r-t", json.dumps(order_event())), context
+    )
+
+    # failed: its message stays for the next run; the attempt was counted once, not per pass
+    assert (outcome, quarantine) == ("failed", [])
+    assert len(calls) == 3
+    ledger = boto3.client("dynamodb").get_item(
+        TableName=pipeline.recovery_table, Key={"record_id": {"S": "r-t"}}
+    )["Item"]
+    assert ledger["attempts"] == {"N": "1"}
 
 
-def test_given_a_poison_item_when_replayed_then_refused_for_quarantine(
-    pipeline, load_function, context
+def test_given_a_target_that_recovers_when_replayed_then_the_next_pass_replays_it(
+    pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
-    item = {"recordId": "r-p", "classification": "poison", "payload": "{}"}
+    import orderflow.dal.replay as replay_dal
 
-    with pytest.raises(recovery.ReplayAttemptsExhausted):
-        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+    calls = []
+    fail_when(
+        monkeypatch,
+        replay_dal,
+        "kinesis_put",
+        lambda *a, **k: calls.append(a) or len(calls) == 1,
+        throttle("PutRecord"),
+    )
+    monkeypatch.setattr(recovery, "REPLAY_PASS_PAUSES", (0.0, 0.0))
+    src = kinesis_source(pipeline)
+    item = transient("r-t", json.dumps(order_event()))
+
+    assert replay_one(recovery, src, item, context) == ("replayed", [])
+    assert len(calls) == 2
+
+
+def test_given_little_time_left_when_replayed_then_the_rest_fail_for_this_run_unpublished(
+    pipeline, load_function, monkeypatch
+):
+    recovery = load_function("recovery")
+
+    class Ending(FakeContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 5_000
+
+    out = recovery.replay(
+        {"source": kinesis_source(pipeline), "items": [transient("r-late", "{}")]}, Ending()
+    )
+
+    assert [r["outcome"] for r in out["records"]] == ["failed"]
+    table = boto3.client("dynamodb").scan(TableName=pipeline.recovery_table)["Items"]
+    assert table == []  # no attempt counted for a record never published
 
 
 # --- quarantine and acknowledge ----------------------------------------------------------
@@ -368,30 +465,68 @@ def test_given_a_poison_item_when_quarantined_twice_then_one_object_and_one_inde
         "classification": "poison",
         "reason": "amount_cents: must be >= 0",
         "payload": '{"amount_cents": -1}',
+        "receiptHandle": "rh-1",
     }
     src = kinesis_source(pipeline)
+    replayed = {"recordId": "r-0", "receiptHandle": "rh-0", "outcome": "replayed"}
 
-    first = recovery.quarantine({"source": src, "item": item}, context)
-    second = recovery.quarantine({"source": src, "item": item}, context)
+    first = recovery.quarantine({"source": src, "records": [replayed], "items": [item]}, context)
+    second = recovery.quarantine({"source": src, "records": [], "items": [item]}, context)
 
-    assert first["s3Key"] == second["s3Key"]
+    assert first["count"] == 2
+    assert [(r["recordId"], r["outcome"]) for r in first["records"]] == [
+        ("r-0", "replayed"),
+        (item["recordId"], "quarantined"),
+    ]
+    assert second["records"][0]["outcome"] == "quarantined"
     objects = boto3.client("s3").list_objects_v2(Bucket=pipeline.bucket)["Contents"]
-    assert [o["Key"] for o in objects] == [first["s3Key"]]
-    body = json.loads(
-        boto3.client("s3").get_object(Bucket=pipeline.bucket, Key=first["s3Key"])["Body"].read()
-    )
+    [key] = [o["Key"] for o in objects]
+    body = json.loads(boto3.client("s3").get_object(Bucket=pipeline.bucket, Key=key)["Body"].read())
     assert (body["reason"], body["payload"]) == (item["reason"], item["payload"])
     index = boto3.client("dynamodb").scan(TableName=pipeline.recovery_table)["Items"]
     assert len(index) == 1
     assert index[0]["state"] == {"S": "QUARANTINED"}
     assert index[0]["reason"] == {"S": item["reason"]}
-    assert index[0]["s3_key"] == {"S": first["s3Key"]}
+    assert index[0]["s3_key"] == {"S": key}
 
 
-def test_given_a_quarantined_record_when_replayed_then_refused(pipeline, load_function, context):
+def test_given_a_store_that_fails_when_quarantining_then_that_record_fails_and_the_rest_go_on(
+    pipeline, load_function, context, monkeypatch
+):
     recovery = load_function("recovery")
-    item = {"recordId": "r-q", "reason": "x", "payload": json.dumps(order_event())}
-    recovery.quarantine({"source": kinesis_source(pipeline), "item": item}, context)
+    from orderflow.dal import QuarantineStore
 
-    with pytest.raises(recovery.ReplayAttemptsExhausted):
-        recovery.replay({"source": kinesis_source(pipeline), "item": item}, context)
+    real_put = QuarantineStore.put
+
+    def put(self, key, data, **kwargs):
+        if b"r-bad" in data:
+            raise RuntimeError("S3 is down for this one")
+        return real_put(self, key, data, **kwargs)
+
+    monkeypatch.setattr(QuarantineStore, "put", put)
+    items = [
+        {"recordId": "r-bad", "reason": "x", "payload": "{}", "receiptHandle": "rh-1"},
+        {"recordId": "r-ok", "reason": "x", "payload": "{}", "receiptHandle": "rh-2"},
+    ]
+
+    out = recovery.quarantine(
+        {"source": kinesis_source(pipeline), "records": [], "items": items}, context
+    )
+
+    assert [(r["recordId"], r["outcome"]) for r in out["records"]] == [
+        ("r-bad", "failed"),
+        ("r-ok", "quarantined"),
+    ]
+
+
+def test_given_a_quarantined_record_when_replayed_then_handed_back_to_quarantine(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    item = transient("r-q", json.dumps(order_event()))
+    src = kinesis_source(pipeline)
+    recovery.quarantine({"source": src, "records": [], "items": [item]}, context)
+
+    outcome, [again] = replay_one(recovery, src, item, context)
+
+    assert outcome == "" and again["recordId"] == "r-q"

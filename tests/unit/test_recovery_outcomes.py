@@ -6,6 +6,8 @@ from __future__ import annotations
 import boto3
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from orderflow.recovery_contract import Outcome
+from orderflow.recovery_outcomes import item_outcome, longest_wait
 
 from .support import fail_when, load_event, throttle
 
@@ -30,7 +32,7 @@ def queue_counts(queue_url: str) -> tuple[int, int]:
 
 
 def outcome(item: dict, result: str) -> dict:
-    """One record as the workflow's item Map returns it (state ItemResult)."""
+    """One record as the replay and quarantine tasks return it."""
     return {"recordId": item["recordId"], "receiptHandle": item["receiptHandle"], "outcome": result}
 
 
@@ -244,3 +246,39 @@ def test_a_message_is_deletable_exactly_when_none_of_its_records_failed(rows):
     for name in ("quarantined", "replayed", "failed"):
         ids = getattr(settled, name)
         assert ids == list(dict.fromkeys(r for r, _, o in rows if o == name))
+
+
+def test_an_outcome_keeps_what_acknowledge_needs_and_drops_the_payload():
+    item = {
+        "recordId": "r-1",
+        "classification": "transient",
+        "reason": "x",
+        "payload": "{...}" * 1000,
+        "receiptHandle": "m1",
+        "attempt": 2,
+        "waitSeconds": 4,
+        "continuation": "rest",
+    }
+    assert item_outcome(item, Outcome.REPLAYED) == {
+        "recordId": "r-1",
+        "receiptHandle": "m1",
+        "outcome": "replayed",
+        "continuation": "rest",
+    }
+    assert item_outcome({"recordId": "r-2"}, Outcome.FAILED)["continuation"] == ""
+
+
+def test_the_backoff_is_the_longest_any_transient_item_asks_for():
+    assert longest_wait([]) == 0
+    assert (
+        longest_wait(
+            [
+                {"classification": "transient", "waitSeconds": 4},
+                {"classification": "transient", "waitSeconds": 16},
+                {"classification": "poison", "waitSeconds": 300},  # quarantined without waiting
+                {"classification": "deferred"},  # no waitSeconds: failed without waiting
+                {"classification": "transient"},
+            ]
+        )
+        == 16
+    )
