@@ -368,7 +368,10 @@ class _RecordRunner:
         token = _current_record.set((self.source, record))
         deferred = self.deferred
         # Without deferred work the id is only needed when the record fails.
-        record_id, group_id = _record_identity(self.source, record) if deferred else ("", None)
+        # (`is not None`: an outbox is falsy while empty, which it is before a batch's first record)
+        record_id, group_id = (
+            _record_identity(self.source, record) if deferred is not None else ("", None)
+        )
         try:
             self.fn(record)
         except BaseException as exc:

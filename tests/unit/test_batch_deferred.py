@@ -99,6 +99,24 @@ def test_given_deferred_work_failing_for_two_records_when_flushed_then_they_beco
     assert outbox.done == [f"work-of-{seq(n)}" for n in (1, 3, 4, 6)]
 
 
+class SizedOutbox(FakeOutbox):
+    """Like TaskOutbox and NotificationOutbox: sized, so falsy while nothing is pending."""
+
+    def __len__(self) -> int:
+        return sum(len(works) for works in self.pending.values())
+
+
+def test_given_an_empty_sized_outbox_when_the_first_records_work_fails_then_it_is_retried():
+    # Regression: an outbox empty before the first record was taken for "no deferred work",
+    # so that record's id was never kept and its failed work was acknowledged: lost.
+    outbox = SizedOutbox(fail={seq(1)})
+
+    result = stream_handler(outbox).process(load_event(STREAM))
+
+    assert failures(result.response) == [seq(1)]
+    assert result.deferred_failed == 1
+
+
 def test_given_records_that_raise_when_processed_then_their_deferred_work_is_discarded():
     outbox = FakeOutbox()
 
