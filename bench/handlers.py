@@ -302,12 +302,17 @@ def cases(  # noqa: C901 - one flat table of the handlers' cases, each a small c
         return run
 
     def bare_notify(mod: Any) -> Callable[[], None]:
+        from orderflow.notifications import encode_batches
+
         invoker = FakeInvoker()
 
         def run() -> None:
+            pending = []
             for r in n_event["Records"]:
                 task = parse_model(NotificationTask, r["body"])
-                invoker.invoke_async("notifier", task.model_dump_json().encode())
+                pending.append((task.model_dump_json(), None))
+            for payload, _ in encode_batches(pending):  # one invocation per 100 notifications
+                invoker.invoke_async("notifier", payload)
 
         return run
 
@@ -330,7 +335,10 @@ def install_fakes(mod: Any) -> None:
     if hasattr(mod, "invoker"):
         mod.invoker = FakeInvoker()
     if hasattr(mod, "outbox"):
-        mod.outbox.sqs = FakeSqs()
+        if hasattr(mod.outbox, "invoker"):
+            mod.outbox.invoker = FakeInvoker()  # notify's NotificationOutbox
+        else:
+            mod.outbox.sqs = FakeSqs()  # changes' TaskOutbox
 
 
 def cpu_seconds(fn: Callable[[], Any], repeats: int, before: Callable[[], None]) -> float:

@@ -75,7 +75,7 @@ class ProcessingStack(Stack):
         )
         self._grant_effects(self.fulfil_function)
 
-        # notifications: notify hands each task to the notifier asynchronously
+        # notifications: notify hands each batch of tasks to the notifier asynchronously
         self.audit_bus = events.EventBus(
             self, "AuditBus", event_bus_name=f"streamline-{config.stage}-audit"
         )

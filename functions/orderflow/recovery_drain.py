@@ -9,9 +9,12 @@ passes in; every other kind carries its payload (see ``orderflow.recovery`` for 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
-from orderflow.errors import ErrorKind, describe
+from orderflow.errors import ErrorKind, PoisonRecordError, describe
+from orderflow.events import read_json
+from orderflow.notifications import is_batch, read_notifications
 from orderflow.recovery import (
     Classification,
     DestinationFailure,
@@ -72,6 +75,12 @@ def items_for_message(
         payload = _omitted_payload(parsed, reader) if parsed.omitted_from else parsed.payload
         return [item(payload, Classification(ErrorKind.POISON, parsed.reason), record_id)]
     if isinstance(parsed, DestinationFailure):
+        tasks = _batch_tasks(parsed.payload)
+        if tasks is not None:
+            # A batch failed as a whole; each task is judged on its own (re-validated): the
+            # valid ones are replayed one by one, and those already done are deduplicated.
+            retried = Classification(ErrorKind.TRANSIENT, parsed.reason)
+            return [item(task, retried) for task in tasks]
         is_poison = parsed.error_type == "PoisonRecordError"
         kind = ErrorKind.POISON if is_poison else ErrorKind.TRANSIENT
         return [item(parsed.payload, Classification(kind, parsed.reason))]
@@ -122,6 +131,18 @@ def deferred_item(source: SourceState, message: dict[str, Any], exc: Exception) 
         "attempt": 0,
         "continuation": "",
     }
+
+
+def _batch_tasks(payload: str) -> list[str] | None:
+    """The task texts of a notification batch (None: the payload is not a readable batch)."""
+    try:
+        doc = read_json(payload, what="request payload")
+        notifications = read_notifications(doc) if is_batch(doc) else None
+    except PoisonRecordError:
+        return None  # kept whole, as the destination's record says
+    if notifications is None:
+        return None
+    return [json.dumps(n.task, separators=(",", ":"), ensure_ascii=False) for n in notifications]
 
 
 def _text(data: bytes) -> str:

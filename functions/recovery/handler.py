@@ -229,7 +229,7 @@ def _publish_pass(
     context: LambdaContext,
 ) -> list[tuple[ItemState, int]]:
     """Publish each pending item once; append the replayed ones' outcomes; the rest again."""
-    refused = []
+    refused: list[tuple[ItemState, int]] = []
     for position, (item, attempts) in enumerate(pending):
         if _out_of_time(context):
             return refused + pending[position:]

@@ -136,7 +136,8 @@ def measure(
         }
     shards, retention = _stream(target, outputs, notes)
     transitions, recovery_runs, runs_per_month = _recovery(target, outputs, start, notes)
-    usage = tuple(_usage(f, tallies, target.is_local) for f in measured)
+    bus_events, to_bus = _eventbridge_events(target, measured)
+    usage = tuple(_usage(f, tallies, target.is_local, f.name in to_bus) for f in measured)
     return Measurement(
         events=events,
         window_seconds=max((now - start).total_seconds(), 1.0),
@@ -152,7 +153,7 @@ def measure(
         kinesis_shards=shards,
         kinesis_retention_hours=retention,
         sqs_mappings=_sqs_mappings(target, measured),
-        eventbridge_events=_eventbridge_events(target, measured),
+        eventbridge_events=bus_events,
         notes=tuple(notes),
     )
 
@@ -172,7 +173,9 @@ def _read_function(target: Target, stage: str, name: str, since: datetime) -> _F
     )
 
 
-def _usage(f: _Function, tallies: Mapping[CallKey, CallTally], local: bool) -> FunctionUsage:
+def _usage(
+    f: _Function, tallies: Mapping[CallKey, CallTally], local: bool, success_to_bus: bool
+) -> FunctionUsage:
     reports = f.reports
     init = tuple(r.init_ms for r in reports if r.init_ms is not None)
     # AWS's REPORT has billed INIT inside Billed Duration since Aug 2025; the local runtime's
@@ -203,6 +206,7 @@ def _usage(f: _Function, tallies: Mapping[CallKey, CallTally], local: bool) -> F
         per_invocation_log_bytes=f.per_invocation_bytes,
         calls=sum(t.calls for t in own),
         errors=sum(1 for r in reports if r.status),
+        success_to_bus=success_to_bus,
     )
 
 
@@ -446,10 +450,12 @@ def _sqs_mappings(target: Target, functions: list[_Function]) -> tuple[bool, ...
     )
 
 
-def _eventbridge_events(target: Target, functions: list[_Function]) -> int:
-    """Successful invocations of functions whose OnSuccess destination is an event bus."""
+def _eventbridge_events(target: Target, functions: list[_Function]) -> tuple[int, set[str]]:
+    """Successful invocations of functions whose OnSuccess destination is an event bus (one
+    event each), and those functions' names."""
     lam = target.client("lambda")
     total = 0
+    names: set[str] = set()
     for f in functions:
         try:
             config = lam.get_function_event_invoke_config(FunctionName=f.name)
@@ -460,7 +466,8 @@ def _eventbridge_events(target: Target, functions: list[_Function]) -> int:
         ) or ""
         if ":event-bus/" in destination:
             total += sum(1 for r in f.reports if not r.status)
-    return total
+            names.add(f.name)
+    return total, names
 
 
 def _pages(client: Any, operation: str, **request: Any) -> Any:

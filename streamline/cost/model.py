@@ -103,6 +103,7 @@ class FunctionUsage:
     calls: int = 0  # the function's own AWS API calls
     cpu_ms: float | None = None  # CPU time of the invocations on one unthrottled core, if known
     errors: int = 0
+    success_to_bus: bool = False  # Destinations: OnSuccess sends one event bus event each
 
     @property
     def handled(self) -> int:
@@ -366,7 +367,19 @@ def one_call_per_record(measurement: Measurement) -> Measurement:
     traces = measurement.traces
     if invocations_before > 0:
         traces = round(traces * invocations_after / invocations_before)
-    return replace(measurement, functions=tuple(functions), calls=calls, traces=traces)
+    # An OnSuccess event per invocation: per record, once each record is an invocation.
+    to_bus = [fn for fn in measurement.functions if fn.success_to_bus and fn.invocations > 0]
+    bus_events = measurement.eventbridge_events
+    if to_bus:
+        growth = sum(fn.handled for fn in to_bus) / sum(fn.invocations for fn in to_bus)
+        bus_events = round(bus_events * max(1.0, growth))
+    return replace(
+        measurement,
+        functions=tuple(functions),
+        calls=calls,
+        traces=traces,
+        eventbridge_events=bus_events,
+    )
 
 
 def _calls_one_per_record(

@@ -7,6 +7,7 @@ reviewed table (``PRICES``) has every price the model asks for, with a date and 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -181,6 +182,22 @@ def test_one_call_per_record_turns_batch_calls_into_single_calls() -> None:
     assert baseline.calls[(ESM, "sqs", "ReceiveMessage")].calls == 40
     assert baseline.calls[("ingest-fn", "dynamodb", "PutItem")].calls == 1000
     assert [f.invocations for f in baseline.functions] == [1000, 40]
+
+
+def test_one_call_per_record_sends_an_onsuccess_event_per_record() -> None:
+    # Given a notifier that handled 40 notifications in 4 invocations, each invocation's
+    # OnSuccess record going to an event bus (4 events)
+    notifier = replace(NOTIFY, name="notifier-fn", stage="notifier", success_to_bus=True)
+    measurement = replace(MEASURED, functions=(INGEST, notifier), eventbridge_events=4)
+
+    # Then one call per record sends 40, and ours stays at 4
+    assert one_call_per_record(measurement).eventbridge_events == 40
+    items = _items(estimate(measurement, ROUND).items)
+    baseline = _items(estimate(measurement, ROUND).baseline_items)
+    assert items["EventBridge events"] == pytest.approx(4 * 1e-6 * 1000)
+    assert baseline["EventBridge events"] == pytest.approx(40 * 1e-6 * 1000)
+    # a function without a bus destination does not scale the events
+    assert one_call_per_record(MEASURED).eventbridge_events == 40
 
 
 def test_fixed_monthly_charges_are_kept_apart_from_the_per_event_total() -> None:

@@ -214,6 +214,74 @@ def test_given_a_lambda_destination_record_when_drained_then_classified_by_its_e
     assert json.loads(item["payload"]) == load_event("notifier_task")
 
 
+def test_given_a_failed_notification_batch_when_drained_then_one_item_per_task(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    good = load_event("notifier_task")
+    other = {**good, "order_id": "o-2", "event_id": str(uuid.uuid4()), "task_id": str(uuid.uuid4())}
+    bad = {**good, "status": "LOST"}
+    batch = {
+        "kind": "notify-batch",
+        "notifications": [
+            {"task": good, "traceHeader": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"},
+            {"task": bad},
+            {"task": other},
+        ],
+    }
+    pipeline.send(
+        "notify-failures",
+        {
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": batch,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "PoisonRecordError", "errorMessage": "1 of 3 failed"},
+        },
+    )
+    failures = pipeline.source(
+        "notify-failures",
+        "lambda-destination",
+        {"type": "lambda-async", "functionName": "notifier"},
+    )
+
+    items = recovery.drain({"source": failures}, context)["items"]
+
+    # each task judged on its own: the batch's error type does not make the valid ones poison
+    assert [json.loads(item["payload"]) for item in items] == [good, bad, other]
+    assert [item["classification"] for item in items] == ["transient", "poison", "transient"]
+    assert "status" in items[1]["reason"]
+    assert len({item["recordId"] for item in items}) == 3
+    assert len({item["receiptHandle"] for item in items}) == 1
+
+
+def test_given_a_malformed_notification_batch_when_drained_then_kept_whole_as_poison(
+    pipeline, load_function, context
+):
+    recovery = load_function("recovery")
+    batch = {"kind": "notify-batch", "notifications": "nothing"}
+    pipeline.send(
+        "notify-failures",
+        {
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": batch,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "PoisonRecordError", "errorMessage": "invalid"},
+        },
+    )
+    failures = pipeline.source(
+        "notify-failures",
+        "lambda-destination",
+        {"type": "lambda-async", "functionName": "notifier"},
+    )
+
+    [item] = recovery.drain({"source": failures}, context)["items"]
+
+    assert item["classification"] == "poison"
+    assert json.loads(item["payload"]) == batch
+
+
 def test_given_many_messages_when_drained_then_the_state_stays_small(
     pipeline, load_function, context
 ):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orderflow.dal.clients import client, reset_clients
     from orderflow.dal.effects import EffectsRepository
-    from orderflow.dal.invoker import FunctionInvoker, InvocationResult
+    from orderflow.dal.invoker import FunctionInvoker, InvocationResult, NotificationOutbox
     from orderflow.dal.orders import OrdersRepository, state_to_item
     from orderflow.dal.queues import PoisonSink, TaskOutbox, is_fifo, send_message
     from orderflow.dal.recovery import (
@@ -40,6 +40,7 @@ _SUBMODULE = {
     "EffectsRepository": "effects",
     "FunctionInvoker": "invoker",
     "InvocationResult": "invoker",
+    "NotificationOutbox": "invoker",
     "OrdersRepository": "orders",
     "state_to_item": "orders",
     "PoisonSink": "queues",
@@ -62,6 +63,7 @@ __all__ = [
     "FunctionInvoker",
     "IncompleteRangeRead",
     "InvocationResult",
+    "NotificationOutbox",
     "OrdersRepository",
     "PoisonSink",
     "QuarantineStore",
