@@ -476,6 +476,7 @@ class BatchHandler(Generic[R]):
         """Run one batch through the processor, then its deferred work; the response and counts."""
         runner = self._runner
         runner.start_batch()
+        linked_traces.new_batch()
         try:
             response = process_partial_response(
                 event=event, record_handler=runner, processor=self.processor, context=context

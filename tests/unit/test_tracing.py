@@ -287,3 +287,21 @@ def test_given_a_daemon_failure_when_flushed_then_it_is_reported_never_raised():
 )
 def test_given_an_invocation_header_when_carried_then_only_a_sampled_root_and_parent(own, carried):
     assert linked(FakeEmitter(), own=own).carried_header() == carried
+
+
+def test_given_a_new_batch_when_carried_then_the_header_is_read_once_per_batch():
+    reads: list[str] = []
+    headers = iter([OWN, OWN.replace("Parent=1111111111111111", "Parent=2222222222222222")])
+
+    def current() -> str:
+        reads.append("read")
+        return next(headers)
+
+    traces = LinkedTraces(emitter=FakeEmitter(), name="ingest", clock=Clock(), current=current)
+    first = [traces.carried_header() for _ in range(3)]
+    traces.new_batch()  # the next invocation: its own header
+    second = traces.carried_header()
+
+    assert len(reads) == 2
+    assert first == [f"Root={OTHER_ROOT};Parent=1111111111111111;Sampled=1"] * 3
+    assert second == f"Root={OTHER_ROOT};Parent=2222222222222222;Sampled=1"
