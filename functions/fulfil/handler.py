@@ -14,7 +14,7 @@ from orderflow import coldstart
 coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from orderflow.batch import Source, partial_batch_handler
+from orderflow.batch import Source, partial_batch_handler, sqs_trace_header
 from orderflow.dal import EffectsRepository
 from orderflow.events import FulfilmentTask, build_models, parse_model
 from orderflow.observability import linked_traces
@@ -30,7 +30,7 @@ effects = EffectsRepository(settings.effects_table)
 @partial_batch_handler(source=Source.SQS_FIFO)
 def handler(record: SQSRecord) -> None:
     """Record the fulfilment of one order; a repeated task is a successful no-op."""
-    with linked_traces.hop(record.attributes.aws_trace_header):
+    with linked_traces.hop(sqs_trace_header(record)):
         task = parse_model(FulfilmentTask, record.body)
         effects.put_once(
             task.effect_id, order_id=task.order_id, kind=task.kind, event_id=task.event_id

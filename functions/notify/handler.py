@@ -14,7 +14,7 @@ from orderflow import coldstart
 coldstart.begin()  # the cyclic GC sits out INIT: see orderflow.coldstart
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from orderflow.batch import Source, current_record_id, partial_batch_handler
+from orderflow.batch import Source, current_record_id, partial_batch_handler, sqs_trace_header
 from orderflow.dal import NotificationOutbox
 from orderflow.events import NotificationTask, build_models, parse_model
 from orderflow.observability import linked_traces
@@ -32,7 +32,7 @@ def handler(record: SQSRecord) -> None:
     """Validate one notification and queue it for this batch's notifier invocation."""
     # AWS links, not continues, an SQS batch's trace: join the order's trace explicitly, and
     # hand the notifier this function's segment in it to continue from.
-    upstream = record.attributes.aws_trace_header
+    upstream = sqs_trace_header(record)
     with linked_traces.hop(upstream) as header:
         task = parse_model(NotificationTask, record.body)
         outbox.add(task, record_id=current_record_id(), trace_header=header or upstream)

@@ -115,6 +115,7 @@ __all__ = [
     "current_record_id",
     "partial_batch_handler",
     "poison_envelope",
+    "sqs_trace_header",
 ]
 
 POISON_ENVELOPE_VERSION = "poison/1"
@@ -171,9 +172,10 @@ class DeferredWork(Protocol):
 
 # The record the runner is on. A ContextVar rather than an attribute on the runner, so deferred
 # work needs no handle on the handler that runs it.
-# Holds (source, record): the id is read from the record only when asked for, so handlers that
-# never ask pay for a ContextVar set, not for parsing every record's id.
-_current_record: ContextVar[tuple[Source, Any]] = ContextVar("orderflow_current_record")
+# Holds (source, record, its id or ""): the runner reads the id first only for deferred work,
+# so handlers that never ask pay for a ContextVar set, not for parsing every record's id, and
+# those that do ask get the id the runner already read.
+_current_record: ContextVar[tuple[Source, Any, str]] = ContextVar("orderflow_current_record")
 
 
 def current_record_id() -> str:
@@ -187,10 +189,20 @@ def current_record_id() -> str:
         outbox.add(task, record_id=current_record_id(), trace_header=header)
     """
     try:
-        source, record = _current_record.get()
+        source, record, record_id = _current_record.get()
     except LookupError:
         raise RuntimeError("current_record_id() called outside a batch record") from None
-    return _record_identity(source, record)[0]
+    return record_id or _record_identity(source, record)[0]
+
+
+def sqs_trace_header(record: Any) -> str | None:
+    """An SQS record's ``AWSTraceHeader`` (the sender's trace), read from the raw event.
+
+    The same value as ``record.attributes.aws_trace_header``, without the two wrapper objects
+    those properties build per access (a record handler reads it for every record).
+    """
+    attributes = record.raw_event.get("attributes")
+    return attributes.get("AWSTraceHeader") if isinstance(attributes, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,13 +377,13 @@ class _RecordRunner:
         return True
 
     def __call__(self, record: Any) -> None:
-        token = _current_record.set((self.source, record))
         deferred = self.deferred
         # Without deferred work the id is only needed when the record fails.
         # (`is not None`: an outbox is falsy while empty, which it is before a batch's first record)
         record_id, group_id = (
             _record_identity(self.source, record) if deferred is not None else ("", None)
         )
+        token = _current_record.set((self.source, record, record_id))
         try:
             self.fn(record)
         except BaseException as exc:
