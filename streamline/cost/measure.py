@@ -137,7 +137,11 @@ def measure(
     shards, retention = _stream(target, outputs, notes)
     transitions, recovery_runs, runs_per_month = _recovery(target, outputs, start, notes)
     bus_events, to_bus = _eventbridge_events(target, measured)
-    usage = tuple(_usage(f, tallies, target.is_local, f.name in to_bus) for f in measured)
+    lam = target.client("lambda")
+    mapped = {f.name for f in measured if _mappings(lam, f.name)}
+    usage = tuple(
+        _usage(f, tallies, target.is_local, f.name in to_bus, f.name in mapped) for f in measured
+    )
     return Measurement(
         events=events,
         window_seconds=max((now - start).total_seconds(), 1.0),
@@ -174,7 +178,11 @@ def _read_function(target: Target, stage: str, name: str, since: datetime) -> _F
 
 
 def _usage(
-    f: _Function, tallies: Mapping[CallKey, CallTally], local: bool, success_to_bus: bool
+    f: _Function,
+    tallies: Mapping[CallKey, CallTally],
+    local: bool,
+    success_to_bus: bool,
+    starts_traces: bool,
 ) -> FunctionUsage:
     reports = f.reports
     init = tuple(r.init_ms for r in reports if r.init_ms is not None)
@@ -207,6 +215,7 @@ def _usage(
         calls=sum(t.calls for t in own),
         errors=sum(1 for r in reports if r.status),
         success_to_bus=success_to_bus,
+        starts_traces=starts_traces,
     )
 
 

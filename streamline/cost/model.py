@@ -104,6 +104,7 @@ class FunctionUsage:
     cpu_ms: float | None = None  # CPU time of the invocations on one unthrottled core, if known
     errors: int = 0
     success_to_bus: bool = False  # Destinations: OnSuccess sends one event bus event each
+    starts_traces: bool = False  # invoked by an event source mapping: a new trace per invocation
 
     @property
     def handled(self) -> int:
@@ -323,7 +324,9 @@ def one_call_per_record(measurement: Measurement) -> Measurement:
     Each invocation then handles one record and pays the fixed overhead measured from the
     REPORT lines (``fixed_ms``) once per record; the function's own calls, INIT and log lines
     written per record stay as measured; the lines written per invocation (START/END/REPORT,
-    EMF) are written per record; traces grow with invocations.
+    EMF) are written per record; each extra invocation of a function an event source mapping
+    invokes starts a trace (with no function so marked, traces grow with all invocations); an
+    OnSuccess event is sent per record.
     """
     functions: list[FunctionUsage] = []
     invocations_before = invocations_after = 0
@@ -365,7 +368,14 @@ def one_call_per_record(measurement: Measurement) -> Measurement:
         )
     calls = _calls_one_per_record(measurement.calls, measurement.functions)
     traces = measurement.traces
-    if invocations_before > 0:
+    mapped = [fn for fn in measurement.functions if fn.starts_traces]
+    if mapped:
+        # AWS starts a trace for each invocation an event source mapping makes (an SQS batch's
+        # is linked to its messages' traces, not continued); an asynchronous Invoke continues
+        # its caller's trace. So each extra invocation of a mapped function is a trace more.
+        traces += sum(max(0, fn.handled - fn.invocations) for fn in mapped)
+    elif invocations_before > 0:
+        # Not known which functions start traces: grow with all invocations.
         traces = round(traces * invocations_after / invocations_before)
     # An OnSuccess event per invocation: per record, once each record is an invocation.
     to_bus = [fn for fn in measurement.functions if fn.success_to_bus and fn.invocations > 0]

@@ -433,6 +433,10 @@ def _assumptions(m: Measurement, round_trip_ms: float, with_memory: bool) -> tup
         "through recovery per failed event; a stream failure replays its whole on-failure range "
         "(the rest of a batch after a partial failure), so the measured row can be many times "
         "the run's fault rate.",
+        "X-Ray: every invocation is traced (active tracing with the local cloud sampling all, "
+        "as AWS's default rule does up to 1 request a second; above that it keeps 5%, and both "
+        "columns shrink). One call per record starts a trace per record in each function an "
+        "event source mapping invokes; an asynchronous invocation continues its caller's trace.",
     ]
     if m.origin == "local":
         notes.append(

@@ -184,6 +184,17 @@ def test_one_call_per_record_turns_batch_calls_into_single_calls() -> None:
     assert [f.invocations for f in baseline.functions] == [1000, 40]
 
 
+def test_one_call_per_record_starts_a_trace_per_record_where_a_mapping_invokes() -> None:
+    # Given ingest invoked by a mapping (10 invocations, 1,000 records) and a notifier invoked
+    # asynchronously (4 invocations, 40 notifications), 10 traces measured
+    ingest = replace(INGEST, starts_traces=True)
+    notifier = replace(NOTIFY, name="notifier-fn", stage="notifier")
+    measurement = replace(MEASURED, functions=(ingest, notifier), traces=10)
+
+    # Then one call per record adds a trace per extra ingest invocation, none for the notifier
+    assert one_call_per_record(measurement).traces == 10 + (1000 - 10)
+
+
 def test_one_call_per_record_sends_an_onsuccess_event_per_record() -> None:
     # Given a notifier that handled 40 notifications in 4 invocations, each invocation's
     # OnSuccess record going to an event bus (4 events)
