@@ -97,7 +97,7 @@ class ItemClass(enum.StrEnum):
 
 
 class Outcome(enum.StrEnum):
-    """How the workflow's item Map ended for one record (``ItemOutcome["outcome"]``)."""
+    """How one record ended this run (``ItemOutcome["outcome"]``)."""
 
     QUARANTINED = "quarantined"
     REPLAYED = "replayed"
