@@ -4,7 +4,8 @@ The payload is notify's batch or one task (``orderflow.notifications``). Not a b
 errors propagate so Lambda retries the invocation and, when retries are exhausted, sends the
 request and the error (``errorType`` = PoisonRecordError or TransientError) to the OnFailure
 destination, where the recovery workflow splits a batch into its tasks and classifies each.
-A retried batch repeats only reads for what already went: each effect is recorded once.
+A retried batch records each effect once: for what already went, the conditional write is
+refused (a write unit each, nothing changed).
 """
 
 from __future__ import annotations

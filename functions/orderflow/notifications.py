@@ -36,7 +36,8 @@ __all__ = [
 
 BATCH_KIND = "notify-batch"
 #: Notifications per invocation: a notify batch is at most this (its mapping's batch size), and
-#: a failed one retries them all (their effects are idempotent: the repeats cost a read each).
+#: a failed one retries them all (their effects are idempotent: each repeat is a refused
+#: conditional write).
 MAX_BATCH_NOTIFICATIONS = 100
 #: Payload bytes per invocation, under the 256 KiB an asynchronous invocation takes.
 MAX_BATCH_BYTES = 240 * 1024

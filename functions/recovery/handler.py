@@ -169,7 +169,15 @@ def replay(event: ReplayInput, context: LambdaContext) -> ReplayOutput:
         elif _out_of_time(context):
             records.append(item_outcome(item, Outcome.FAILED))
         else:
-            attempts = _begin(ledger, settings, source, item)
+            try:
+                attempts = _begin(ledger, settings, source, item)
+            except Exception as exc:  # the ledger refused for now: this record waits a run
+                logger.warning(
+                    "Replay not begun",
+                    extra={"record_id": item.get("recordId"), "reason": describe(exc)},
+                )
+                records.append(item_outcome(item, Outcome.FAILED))
+                continue
             if attempts is None:
                 exhausted = dict(item)
                 exhausted["reason"] = (
@@ -214,7 +222,7 @@ def _begin(
 ) -> int | None:
     """Count one more replay of ``item`` (None: its attempts are used up or it is quarantined)."""
     return ledger.begin_replay(
-        str(item["recordId"]),
+        str(item.get("recordId", "")),
         max_attempts=settings.max_replay_attempts,
         kind=str(source.get("kind", "")),
         source=str(source["name"]),
@@ -233,10 +241,10 @@ def _publish_pass(
     for position, (item, attempts) in enumerate(pending):
         if _out_of_time(context):
             return refused + pending[position:]
-        record_id = str(item["recordId"])
+        record_id = str(item.get("recordId", ""))
         try:
             publish_replay(
-                source["target"], str(item["payload"]), dedup_suffix=f"replay:{attempts}"
+                source["target"], str(item.get("payload", "")), dedup_suffix=f"replay:{attempts}"
             )
         except Exception as exc:
             logger.warning(

@@ -481,6 +481,32 @@ def test_given_a_throttled_target_when_replayed_then_retried_in_passes_and_faile
     assert ledger["attempts"] == {"N": "1"}
 
 
+def test_given_the_ledger_refusing_one_record_when_replayed_then_only_it_waits_a_run(
+    pipeline, load_function, context, monkeypatch
+):
+    recovery = load_function("recovery")
+    from orderflow.dal import RecoveryLedger
+
+    fail_when(
+        monkeypatch,
+        RecoveryLedger,
+        "begin_replay",
+        lambda self, record_id, **k: record_id == "r-1",
+        throttle("UpdateItem"),
+    )
+    items = [
+        transient("r-1", json.dumps(order_event("o-1"))),
+        transient("r-2", json.dumps(order_event("o-2"))),
+    ]
+
+    out = recovery.replay({"source": kinesis_source(pipeline), "items": items}, context)
+
+    assert [(r["recordId"], r["outcome"]) for r in out["records"]] == [
+        ("r-1", "failed"),
+        ("r-2", "replayed"),
+    ]
+
+
 def test_given_a_target_that_recovers_when_replayed_then_the_next_pass_replays_it(
     pipeline, load_function, context, monkeypatch
 ):
