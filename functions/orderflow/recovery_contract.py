@@ -31,7 +31,6 @@ __all__ = [
     "DrainInput",
     "DrainResult",
     "ItemClass",
-    "ItemInput",
     "ItemOutcome",
     "ItemState",
     "Outcome",
@@ -43,7 +42,6 @@ __all__ = [
     "RecoverySummary",
     "ReplayInput",
     "ReplayOutput",
-    "ReplayResult",
     "ReplayTarget",
     "SourceResult",
     "SourceState",
@@ -174,13 +172,6 @@ class StateError(TypedDict):
     Cause: str
 
 
-class ItemInput(TypedDict):
-    """One item with its source: what the replay and quarantine tasks do for each item."""
-
-    source: SourceState
-    item: ItemState
-
-
 class ReplayInput(TypedDict):
     """The replay task's input: one source's drained items, all of them at once."""
 
@@ -207,13 +198,9 @@ class QuarantineOutput(TypedDict):
     count: int
 
 
-class ReplayResult(TypedDict):
-    recordId: str
-    attempts: int
-    target: str  # the TargetType it went to
-
-
 class QuarantineResult(TypedDict):
+    """Where one quarantined record went (the quarantine task, per item)."""
+
     recordId: str
     bucket: str
     s3Key: str
