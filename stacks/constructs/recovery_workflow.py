@@ -220,39 +220,16 @@ class RecoveryWorkflow(Construct):
         never with JSONPath filter expressions: those raise States.Runtime on a list without a
         match.
         """
-        empty_outcomes: dict[str, Any] = {
-            "quarantined": [],
-            "replayed": [],
-            "failed": [],
-            "deleted": 0,
-        }
-        drain_failed = sfn.Pass(
-            self,
-            "DrainFailed",
-            parameters={
-                "source": sfn.JsonPath.string_at("$.source.name"),
-                **empty_outcomes,
-                "error": sfn.JsonPath.object_at("$.error"),
-            },
-        )
+        drain_failed = self._source_result("DrainFailed", error=sfn.JsonPath.object_at("$.error"))
         # Replay, quarantine or acknowledge failed as a whole: the source's messages stay
         # undeleted and come back next run (replays and sinks are idempotent, quarantined
         # records are quarantined again), so only the count is kept. The run ends FAILED.
-        settle_failed = sfn.Pass(
-            self,
+        settle_failed = self._source_result(
             "SettleFailed",
-            parameters={
-                "source": sfn.JsonPath.string_at("$.source.name"),
-                **empty_outcomes,
-                "unsettled": sfn.JsonPath.number_at("$.records.count"),
-                "error": sfn.JsonPath.object_at("$.error"),
-            },
+            unsettled=sfn.JsonPath.number_at("$.records.count"),
+            error=sfn.JsonPath.object_at("$.error"),
         )
-        nothing_drained = sfn.Pass(
-            self,
-            "NothingDrained",
-            parameters={"source": sfn.JsonPath.string_at("$.source.name"), **empty_outcomes},
-        )
+        nothing_drained = self._source_result("NothingDrained")
         drain = self._add_service_retry(
             self._lambda_task(
                 "Drain",
@@ -329,6 +306,21 @@ class RecoveryWorkflow(Construct):
             .otherwise(nothing_drained)
         )
         return drain.next(anything)
+
+    def _source_result(self, construct_id: str, **extra: Any) -> sfn.Pass:
+        """A SourceResult with nothing settled (the source's name, empty outcomes) and ``extra``."""
+        return sfn.Pass(
+            self,
+            construct_id,
+            parameters={
+                "source": sfn.JsonPath.string_at("$.source.name"),
+                "quarantined": [],
+                "replayed": [],
+                "failed": [],
+                "deleted": 0,
+                **extra,
+            },
+        )
 
     def _settle_task(
         self,

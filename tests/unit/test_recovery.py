@@ -183,6 +183,25 @@ def test_given_a_dlq_message_when_drained_then_revalidated_against_the_task_sche
     assert item["classification"] == classification
 
 
+def notify_failures(pipeline, payload, error_type: str, message: str) -> dict:
+    """An OnFailure record for ``payload`` in notify-failures; the source that drains it."""
+    pipeline.send(
+        "notify-failures",
+        {
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": payload,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": error_type, "errorMessage": message},
+        },
+    )
+    return pipeline.source(
+        "notify-failures",
+        "lambda-destination",
+        {"type": "lambda-async", "functionName": "notifier"},
+    )
+
+
 @pytest.mark.parametrize(
     ("error_type", "classification"),
     [("PoisonRecordError", "poison"), ("TransientError", "transient")],
@@ -191,21 +210,7 @@ def test_given_a_lambda_destination_record_when_drained_then_classified_by_its_e
     pipeline, load_function, context, error_type, classification
 ):
     recovery = load_function("recovery")
-    pipeline.send(
-        "notify-failures",
-        {
-            "version": "1.0",
-            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
-            "requestPayload": load_event("notifier_task"),
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": error_type, "errorMessage": "it broke"},
-        },
-    )
-    failures = pipeline.source(
-        "notify-failures",
-        "lambda-destination",
-        {"type": "lambda-async", "functionName": "notifier"},
-    )
+    failures = notify_failures(pipeline, load_event("notifier_task"), error_type, "it broke")
 
     [item] = recovery.drain({"source": failures}, context)["items"]
 
@@ -229,21 +234,7 @@ def test_given_a_failed_notification_batch_when_drained_then_one_item_per_task(
             {"task": other},
         ],
     }
-    pipeline.send(
-        "notify-failures",
-        {
-            "version": "1.0",
-            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
-            "requestPayload": batch,
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": "PoisonRecordError", "errorMessage": "1 of 3 failed"},
-        },
-    )
-    failures = pipeline.source(
-        "notify-failures",
-        "lambda-destination",
-        {"type": "lambda-async", "functionName": "notifier"},
-    )
+    failures = notify_failures(pipeline, batch, "PoisonRecordError", "1 of 3 failed")
 
     items = recovery.drain({"source": failures}, context)["items"]
 
@@ -260,21 +251,7 @@ def test_given_a_malformed_notification_batch_when_drained_then_kept_whole_as_po
 ):
     recovery = load_function("recovery")
     batch = {"kind": "notify-batch", "notifications": "nothing"}
-    pipeline.send(
-        "notify-failures",
-        {
-            "version": "1.0",
-            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
-            "requestPayload": batch,
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": "PoisonRecordError", "errorMessage": "invalid"},
-        },
-    )
-    failures = pipeline.source(
-        "notify-failures",
-        "lambda-destination",
-        {"type": "lambda-async", "functionName": "notifier"},
-    )
+    failures = notify_failures(pipeline, batch, "PoisonRecordError", "invalid")
 
     [item] = recovery.drain({"source": failures}, context)["items"]
 
