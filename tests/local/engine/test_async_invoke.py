@@ -6,6 +6,8 @@ delays take a fraction of a second; functions run for real in the local runtime.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -196,21 +198,69 @@ def test_item_25_event_invocation_through_the_api_answers_202(
     assert _bodies(moto, out_url)[0]["requestContext"]["condition"] == "Success"
 
 
+def _waiting_retry(engine: AsyncEngine, retries: int, timeout: float = 60.0) -> float:
+    """The due time of the one event waiting for its ``retries``-th retry, once nothing runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = engine.status()
+        if status["retries"] == retries and status["queued"] == 1 and status["in_flight"] == 0:
+            return engine.pending()[0][0]
+        assert time.monotonic() < deadline, f"no retry waiting: {status}"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _frozen(
+    moto: LocalMoto, runner: FunctionRunner
+) -> Iterator[tuple[AsyncEngine, RecordingInvoker, ManualClock]]:
+    """An engine on a clock that moves only when told: delays are read from its schedule,
+    never from how long anything took on this machine (at 120x real time, a loaded CPU's
+    second looked like two minutes)."""
+    clock = ManualClock(speed=0.0)
+    invoker = RecordingInvoker(runner, clock)
+    engine = AsyncEngine(moto.backends, invoker, clock)
+    engine.start()
+    try:
+        yield engine, invoker, clock
+    finally:
+        engine.stop()
+
+
+def _run_to_idle(engine: AsyncEngine, clock: ManualClock, timeout: float = 60.0) -> None:
+    """Move the clock to each next due time until the engine is idle."""
+    deadline = time.monotonic() + timeout
+    while not engine.idle():
+        status = engine.status()
+        pending = engine.pending()
+        if status["in_flight"] == 0 and pending and pending[0][0] > clock.now():
+            clock.advance(pending[0][0] - clock.now())
+        assert time.monotonic() < deadline, f"async engine still busy: {engine.status()}"
+        time.sleep(0.01)
+
+
 def test_item_25_failed_event_is_retried_twice_about_one_and_two_minutes_later(
-    moto: LocalMoto, engine: AsyncEngine, invoker: RecordingInvoker
+    moto: LocalMoto, runner: FunctionRunner
 ) -> None:
-    name = _function(moto)
-    out_url, out_arn = _queue(moto)
-    _destinations(moto, name, on_failure=out_arn)
+    with _frozen(moto, runner) as (engine, invoker, clock):
+        name = _function(moto)
+        out_url, out_arn = _queue(moto)
+        _destinations(moto, name, on_failure=out_arn)
 
-    engine.submit(name, json.dumps({"fail": "always"}).encode())
-    _wait(engine)
+        engine.submit(name, json.dumps({"fail": "always"}).encode())
+        delays = []
+        for retries in (1, 2):
+            delay = _waiting_retry(engine, retries) - clock.now()
+            delays.append(delay)
+            clock.advance(delay)
+        _wait(engine)
 
+    assert delays == [pytest.approx(60.0), pytest.approx(120.0)]
     times = [t for _, t in invoker.calls]
     assert len(times) == 3
-    first_gap, second_gap = times[1] - times[0], times[2] - times[1]
-    assert 60 <= first_gap < 60 + 45
-    assert 120 <= second_gap < 120 + 45
+    assert [later - earlier for earlier, later in itertools.pairwise(times)] == [
+        pytest.approx(60.0),
+        pytest.approx(120.0),
+    ]
     record = _bodies(moto, out_url)[0]
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
@@ -248,7 +298,7 @@ def test_item_25_event_older_than_maximum_event_age_is_dropped_with_event_age_ex
 
 
 def test_item_25_throttled_events_wait_without_using_retry_attempts(
-    moto: LocalMoto, engine: AsyncEngine, invoker: RecordingInvoker
+    moto: LocalMoto, runner: FunctionRunner
 ) -> None:
     name = _function(moto)
     out_url, out_arn = _queue(moto)
@@ -257,10 +307,13 @@ def test_item_25_throttled_events_wait_without_using_retry_attempts(
         FunctionName=name, ReservedConcurrentExecutions=0
     )
 
-    engine.submit(name, json.dumps({"n": 1}).encode())
-    _wait(engine)
+    with _frozen(moto, runner) as (engine, invoker, clock):
+        engine.submit(name, json.dumps({"n": 1}).encode())
+        _run_to_idle(engine, clock)
 
-    assert len(invoker.calls) > 3  # throttled attempts are not limited to 1 + 2 retries
+    # throttled attempts are not limited to 1 + 2 retries: backoff 1, 2, 4 ... s within 120 s
+    starts = [t - invoker.calls[0][1] for _, t in invoker.calls]
+    assert starts == pytest.approx([0, 1, 3, 7, 15, 31, 63])
     record = _bodies(moto, out_url)[0]
     assert record["requestContext"]["condition"] == "EventAgeExceeded"
     assert record["requestContext"]["approximateInvokeCount"] == 0
