@@ -214,7 +214,18 @@ def _body(token: str, task_kind: str, rng: random.Random) -> tuple[str, str]:
 
 
 def _invoke_payload(token: str, rng: random.Random) -> tuple[str, str]:
-    choice = rng.randrange(6)
+    choice = rng.randrange(8)
+    if choice == 6:
+        # notify's batch shape around a task that fails the schema: that task is quarantined
+        kind, override = rng.choice(_FIELD_FAULTS)
+        return f"batch-{kind}", _json(
+            {
+                "kind": "notify-batch",
+                "notifications": [{"task": _task(token, "notify", **override)}],
+            }
+        )
+    if choice == 7:
+        return "batch-malformed", _json({"kind": "notify-batch", "notifications": token})
     if choice == 0:
         return "json-list", _json([token])
     if choice == 1:
