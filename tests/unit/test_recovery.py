@@ -428,21 +428,27 @@ def test_given_a_task_when_replayed_async_then_notifier_is_invoked(
     assert sent == [("notifier", payload.encode())]
 
 
-def test_given_a_throttled_target_when_replayed_then_retried_in_passes_and_failed_for_this_run(
-    pipeline, load_function, context, monkeypatch
-):
-    recovery = load_function("recovery")
+def _throttled_puts(monkeypatch, recovery, refuse) -> list:
+    """Kinesis puts that Kinesis throttles when ``refuse(calls so far)``; passes without pauses."""
     import orderflow.dal.replay as replay_dal
 
-    calls = []
+    calls: list = []
     fail_when(
         monkeypatch,
         replay_dal,
         "kinesis_put",
-        lambda *a, **k: calls.append(a) or True,
+        lambda *a, **k: calls.append(a) or refuse(len(calls)),
         throttle("PutRecord"),
     )
     monkeypatch.setattr(recovery, "REPLAY_PASS_PAUSES", (0.0, 0.0))
+    return calls
+
+
+def test_given_a_throttled_target_when_replayed_then_retried_in_passes_and_failed_for_this_run(
+    pipeline, load_function, context, monkeypatch
+):
+    recovery = load_function("recovery")
+    calls = _throttled_puts(monkeypatch, recovery, refuse=lambda count: True)
     src = kinesis_source(pipeline)
 
     outcome, quarantine = replay_one(
@@ -488,17 +494,7 @@ def test_given_a_target_that_recovers_when_replayed_then_the_next_pass_replays_i
     pipeline, load_function, context, monkeypatch
 ):
     recovery = load_function("recovery")
-    import orderflow.dal.replay as replay_dal
-
-    calls = []
-    fail_when(
-        monkeypatch,
-        replay_dal,
-        "kinesis_put",
-        lambda *a, **k: calls.append(a) or len(calls) == 1,
-        throttle("PutRecord"),
-    )
-    monkeypatch.setattr(recovery, "REPLAY_PASS_PAUSES", (0.0, 0.0))
+    calls = _throttled_puts(monkeypatch, recovery, refuse=lambda count: count == 1)
     src = kinesis_source(pipeline)
     item = transient("r-t", json.dumps(order_event()))
 
