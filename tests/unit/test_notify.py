@@ -196,3 +196,76 @@ def test_given_a_malformed_batch_when_notifier_runs_then_poison_and_nothing_done
         notifier.handler(payload, context)
 
     assert pipeline.effect_ids() == []
+
+
+# -- tracing: each notification in its own order's trace -----------------------------------------
+
+ROOT_A = "1-5759e988-bd862e3fe1be46a994272793"
+ROOT_B = "1-5759e999-00000000000000000000beef"
+OWN = "Root=1-5759e9aa-0000000000000000000000aa;Parent=1111111111111111;Sampled=1"
+
+
+class _Emitter:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, document) -> None:
+        self.sent.append(dict(document))
+
+
+def _traced(module, monkeypatch, name: str) -> _Emitter:
+    from orderflow.tracing import LinkedTraces
+
+    import orderflow.batch
+
+    emitter = _Emitter()
+    traces = LinkedTraces(emitter=emitter, name=name, clock=lambda: 100.0, current=lambda: OWN)
+    # the handler's hops and the batch entry point's flush must see the same instance
+    for holder in (module, orderflow.batch):
+        monkeypatch.setattr(holder, "linked_traces", traces)
+    return emitter
+
+
+def test_given_a_traced_batch_when_notifier_runs_then_each_notification_joins_its_orders_trace(
+    pipeline, load_function, context, monkeypatch
+):
+    notifier = load_function("notifier")
+    emitter = _traced(notifier, monkeypatch, "notifier")
+    batch = _batch(_task("o-1"))
+    batch["notifications"] += [
+        {
+            "task": _task("o-2", status="LOST"),
+            "traceHeader": f"Root={ROOT_B};Parent=bbbbbbbbbbbbbbbb;Sampled=1",
+        }
+    ]
+    batch["notifications"][0]["traceHeader"] = f"Root={ROOT_A};Parent=aaaaaaaaaaaaaaaa;Sampled=1"
+
+    with pytest.raises(PoisonRecordError):
+        notifier.handler(batch, context)
+
+    by_trace = {doc["trace_id"]: doc for doc in emitter.sent}
+    assert set(by_trace) == {ROOT_A, ROOT_B}  # one segment in each order's trace
+    assert by_trace[ROOT_A]["parent_id"] == "aaaaaaaaaaaaaaaa"
+    assert "error" not in by_trace[ROOT_A]
+    assert by_trace[ROOT_B]["error"] is True  # the poison notification, marked where it belongs
+
+
+def test_given_traced_records_when_notified_then_each_carries_notifys_segment_in_its_trace(
+    pipeline, load_function, context, monkeypatch
+):
+    notify = load_function("notify")
+    emitter = _traced(notify, monkeypatch, "notify")
+    invoked = _spy_invokes(monkeypatch)
+    event = load_event(FIXTURE)
+    event["Records"] = [r for r in event["Records"] if r["messageId"] in ("n1", "n2")]
+    roots = [ROOT_A, ROOT_B]
+    for record, root in zip(event["Records"], roots, strict=True):
+        record["attributes"]["AWSTraceHeader"] = f"Root={root};Parent=cccccccccccccccc;Sampled=1"
+
+    assert notify.handler(event, context) == {"batchItemFailures": []}
+
+    [(_, batch)] = invoked
+    headers = [entry["traceHeader"] for entry in batch["notifications"]]
+    segments = {doc["trace_id"]: doc["id"] for doc in emitter.sent}
+    # the notifier continues under notify's own segment in each order's trace
+    assert headers == [f"Root={root};Parent={segments[root]};Sampled=1" for root in roots]
