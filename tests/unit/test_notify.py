@@ -214,9 +214,8 @@ class _Emitter:
 
 
 def _traced(module, monkeypatch, name: str) -> _Emitter:
-    from orderflow.tracing import LinkedTraces
-
     import orderflow.batch
+    from orderflow.tracing import LinkedTraces
 
     emitter = _Emitter()
     traces = LinkedTraces(emitter=emitter, name=name, clock=lambda: 100.0, current=lambda: OWN)
